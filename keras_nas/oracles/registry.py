@@ -1,0 +1,57 @@
+"""Search strategies by name: what `keras_nas.search(strategy=...)` and the CLI accept."""
+
+import keras_tuner
+
+
+def _random(objective, max_trials, epochs, seed, **kwargs):
+    return keras_tuner.oracles.RandomSearchOracle(
+        objective=objective, max_trials=max_trials, seed=seed, **kwargs
+    )
+
+
+def _bayesian(objective, max_trials, epochs, seed, **kwargs):
+    return keras_tuner.oracles.BayesianOptimizationOracle(
+        objective=objective, max_trials=max_trials, seed=seed, **kwargs
+    )
+
+
+def _hyperband(objective, max_trials, epochs, seed, **kwargs):
+    oracle = keras_tuner.oracles.HyperbandOracle(
+        objective=objective, max_epochs=max(int(epochs), 2), seed=seed, **kwargs
+    )
+    # Hyperband has a budget of its own; `max_trials` caps it as for every other strategy.
+    oracle.max_trials = max_trials
+    return oracle
+
+
+STRATEGIES = {
+    "random": _random,
+    "bayesian": _bayesian,
+    "hyperband": _hyperband,
+}
+
+
+def make_oracle(strategy, *, objective, max_trials, epochs, seed=None, **kwargs):
+    """Returns a new `keras_tuner.Oracle` for a strategy name, or `strategy` itself if it is one.
+
+    Args:
+        strategy: a name from `STRATEGIES` or a `keras_tuner.Oracle` instance.
+        objective: a `keras_tuner.Objective` (or metric name) to optimize.
+        max_trials: the most trials the search may run.
+        epochs: epochs per trial (Hyperband's largest budget).
+        seed: random seed of the strategy.
+
+    Example:
+
+    ```python
+    oracle = make_oracle("random", objective="val_accuracy", max_trials=10, epochs=3)
+    ```
+    """
+    if isinstance(strategy, keras_tuner.Oracle):
+        return strategy
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise ValueError(
+            f"Unknown `strategy` {strategy!r}: expected one of {sorted(STRATEGIES)} "
+            "or a keras_tuner.Oracle instance."
+        )
+    return STRATEGIES[strategy](objective, max_trials, epochs, seed, **kwargs)

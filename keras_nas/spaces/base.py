@@ -1,0 +1,149 @@
+"""The contract every keras-nas search space follows."""
+
+import keras
+import keras_tuner
+
+
+class Space(keras_tuner.HyperModel):
+    """A search space: a `keras_tuner.HyperModel` whose decisions are hyperparameters.
+
+    Subclasses implement three things:
+
+    - `declare(hp)`: register every architecture decision on `hp` (and return nothing).
+      It must not build any model, so strategies and tabular benchmarks can enumerate a
+      space cheaply.
+    - `encode(values) -> str` and `decode(arch_str) -> dict`: an architecture as a string
+      and back; `values` maps hyperparameter names to values.
+    - `build_values(values) -> keras.Model`: the uncompiled network for those values.
+
+    The base class then gives `build(hp)` (what KerasTuner calls: declares, builds, compiles)
+    and `build_architecture(arch_str)` (a compiled model from a string).
+
+    Args:
+        input_shape: shape of one example, e.g. `(32, 32, 3)`. May be left `None` and filled
+            in by `configure()`; `keras_nas.search()` does that from the data.
+        num_classes: number of classes of the integer labels. May be left `None` likewise.
+        learning_rate: Adam learning rate used by `compile_model()`.
+        name: optional name of the space.
+
+    Example:
+
+    ```python
+    space = keras_nas.spaces.NASBench201Space(input_shape=(8, 8, 1), num_classes=10)
+    hp = keras_tuner.HyperParameters()
+    space.declare(hp)
+    arch = space.encode(hp.values)
+    model = space.build_architecture(arch)
+    ```
+    """
+
+    def __init__(self, input_shape=None, num_classes=None, learning_rate=1e-3, name=None):
+        super().__init__(name=name, tunable=True)
+        self.input_shape = None
+        self.num_classes = None
+        if learning_rate is None or not float(learning_rate) > 0:
+            raise ValueError(
+                f"`learning_rate` must be a positive number, got {learning_rate!r}."
+            )
+        self.learning_rate = float(learning_rate)
+        self.configure(input_shape=input_shape, num_classes=num_classes)
+
+    def configure(self, input_shape=None, num_classes=None):
+        """Sets the input shape and class count where they are not set yet.
+
+        A value that is already set and differs raises `ValueError`.
+        Returns `self`.
+        """
+        if input_shape is not None:
+            input_shape = tuple(int(d) for d in input_shape)
+            if len(input_shape) != 3 or min(input_shape) < 1:
+                raise ValueError(
+                    "`input_shape` must be (height, width, channels) of positive sizes, "
+                    f"got {input_shape!r}."
+                )
+            if self.input_shape is not None and self.input_shape != input_shape:
+                raise ValueError(
+                    f"This space was made for `input_shape`={self.input_shape}, "
+                    f"but the data has examples of shape {input_shape}."
+                )
+            self.input_shape = input_shape
+        if num_classes is not None:
+            if int(num_classes) != num_classes or num_classes < 2:
+                raise ValueError(
+                    f"`num_classes` must be an integer >= 2, got {num_classes!r}."
+                )
+            if self.num_classes is not None and self.num_classes != int(num_classes):
+                raise ValueError(
+                    f"This space was made for `num_classes`={self.num_classes}, "
+                    f"but the data has {int(num_classes)} classes."
+                )
+            self.num_classes = int(num_classes)
+        return self
+
+    def _check_configured(self):
+        if self.input_shape is None or self.num_classes is None:
+            raise ValueError(
+                f"{type(self).__name__} needs `input_shape` and `num_classes` before it can "
+                "build a model: pass them to the constructor or call `configure()`."
+            )
+
+    # -- to implement -----------------------------------------------------------------
+    def declare(self, hp):
+        raise NotImplementedError
+
+    def encode(self, values):
+        raise NotImplementedError
+
+    def decode(self, arch_str):
+        raise NotImplementedError
+
+    def build_values(self, values):
+        raise NotImplementedError
+
+    # -- given --------------------------------------------------------------------------
+    def values_of(self, hp):
+        """The architecture decisions `hp` holds (active ones), as a dict."""
+        return {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+
+    def architecture_of(self, hp):
+        """The architecture string of the decisions held by `hp`."""
+        return self.encode(self.values_of(hp))
+
+    def compile_model(self, model):
+        """Compiles `model` for integer-label classification (Adam, cross-entropy, accuracy)."""
+        model.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
+
+    def build(self, hp):
+        """Declares the decisions on `hp` and returns the compiled model they describe."""
+        self._check_configured()
+        self.declare(hp)
+        return self.compile_model(self.build_values(self.values_of(hp)))
+
+    def build_architecture(self, arch_str):
+        """Returns the compiled model of an architecture string."""
+        self._check_configured()
+        return self.compile_model(self.build_values(self.decode(arch_str)))
+
+    def random_architecture(self, seed=None):
+        """A random architecture string, drawn uniformly per decision."""
+        import random
+
+        rng = random.Random(seed)
+        hp = keras_tuner.HyperParameters()
+        self.declare(hp)
+        # Redraw until conditional decisions settle; each pass samples every active one.
+        values = {}
+        for _ in range(4):
+            for p in hp.space:
+                if hp.is_active(p):
+                    values[p.name] = p.random_sample(rng.randint(0, 2**31 - 1))
+            fresh = keras_tuner.HyperParameters()
+            fresh.values.update(values)
+            self.declare(fresh)
+            hp = fresh
+        return self.encode(self.values_of(hp))
