@@ -21,6 +21,9 @@ class MixedOp(keras.layers.Layer):
     - `"single"` (ENAS, SPOS): only the active op runs (`active` given to `call`, or the
       `active` attribute); `alpha` is not used.
 
+    `call(inputs, training=None, active=None, alpha=None)`: `alpha` overrides the layer's own
+    architecture weights (e.g. one variable shared by the same edge of every cell).
+
     Passing `active=` to `call` always selects the single-path form; it may be a Python int or an
     integer scalar tensor (then `keras.ops.switch` runs only the chosen branch, so one traced
     function serves every path).
@@ -41,6 +44,9 @@ class MixedOp(keras.layers.Layer):
         alpha_initializer: initializer of `alpha` (DARTS uses N(0, 1e-3)).
         seed: seed of the Gumbel noise.
         names: optional names of the candidates (e.g. op names), kept in the config.
+        shared_alpha: if True the layer owns no `alpha`; `call` must then be given
+            `alpha=` (a supernet that shares one `alpha` per decision across cells does
+            this) unless it runs a single path.
 
     Example:
 
@@ -61,6 +67,7 @@ class MixedOp(keras.layers.Layer):
         alpha_initializer=None,
         seed=None,
         names=None,
+        shared_alpha=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -102,6 +109,7 @@ class MixedOp(keras.layers.Layer):
         self.active = int(active)
         self.names = names
         self.seed = seed
+        self.shared_alpha = bool(shared_alpha)
         self.alpha_initializer = keras.initializers.get(
             alpha_initializer
             if alpha_initializer is not None
@@ -120,22 +128,34 @@ class MixedOp(keras.layers.Layer):
                 # A symbolic call builds composite candidates (and their sublayers) here,
                 # before any traced function or `switch` branch would create variables.
                 c(spec)
-        self.alpha = self.add_weight(
-            name="alpha",
-            shape=(len(self.candidates),),
-            initializer=self.alpha_initializer,
-            trainable=False,
-        )
+        self.alpha = None
+        if not self.shared_alpha:
+            self.alpha = self.add_weight(
+                name="alpha",
+                shape=(len(self.candidates),),
+                initializer=self.alpha_initializer,
+                trainable=False,
+            )
         self.built = True
 
     @property
     def arch_variables(self):
-        """The architecture weights of this layer (`[alpha]`), kept out of `trainable_weights`."""
-        return [self.alpha]
+        """The architecture weights this layer owns (`[alpha]`, or `[]` when shared)."""
+        return [] if self.alpha is None else [self.alpha]
 
-    def probabilities(self):
-        """`softmax(alpha)` as a tensor."""
-        return ops.softmax(ops.convert_to_tensor(self.alpha))
+    def probabilities(self, alpha=None):
+        """`softmax(alpha)` as a tensor (of the given or the layer's own `alpha`)."""
+        return ops.softmax(ops.convert_to_tensor(self._alpha(alpha)))
+
+    def _alpha(self, alpha):
+        if alpha is not None:
+            return alpha
+        if self.alpha is None:
+            raise ValueError(
+                f"MixedOp {self.name!r} was made with `shared_alpha=True`: pass `alpha=` "
+                "(or `active=`) to call it."
+            )
+        return self.alpha
 
     def _run(self, i, inputs, training):
         return self.candidates[i](inputs, training=training)
@@ -152,12 +172,12 @@ class MixedOp(keras.layers.Layer):
         ]
         return ops.switch(ops.cast(index, "int32"), branches, inputs)
 
-    def call(self, inputs, training=None, active=None):
+    def call(self, inputs, training=None, active=None, alpha=None):
         if active is not None:
             return self._single(inputs, active, training)
         if self.mode == "single":
             return self._single(inputs, self.active, training)
-        alpha = ops.convert_to_tensor(self.alpha)
+        alpha = ops.convert_to_tensor(self._alpha(alpha))
         if self.mode == "softmax":
             weights = ops.softmax(alpha)
             out = None
@@ -192,6 +212,7 @@ class MixedOp(keras.layers.Layer):
                 "alpha_initializer": keras.initializers.serialize(self.alpha_initializer),
                 "seed": self.seed,
                 "names": self.names,
+                "shared_alpha": self.shared_alpha,
             }
         )
         return config
