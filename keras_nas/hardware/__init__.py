@@ -1,0 +1,22 @@
+"""Where a model runs: TFLite export, latency measured with the TFLite runtime, cost models.
+
+```python
+from keras_nas import hardware
+data = hardware.to_tflite(model, quantization="int8", representative_data=x[:200])
+stats = hardware.measure_latency(data, runs=50, threads=1)
+cost = hardware.cost_report(model)
+```
+"""
+
+from keras_nas.hardware.export import (  # noqa: F401
+    QUANTIZATIONS,
+    ExportReport,
+    export_tflite,
+    is_tflite,
+    load_interpreter,
+    run_tflite,
+    to_tflite,
+    verify_tflite,
+)
+from keras_nas.hardware.latency import LatencyStats, measure_latency  # noqa: F401
+from keras_nas.hardware.remote import RemoteDevice, RemoteDeviceError  # noqa: F401

@@ -1,0 +1,98 @@
+"""Client of `tools/litert_server.py`: measure latency on another device over HTTP."""
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from keras_nas.hardware.export import is_tflite
+from keras_nas.hardware.latency import LatencyStats
+
+
+class RemoteDeviceError(RuntimeError):
+    """The latency server answered with an error; `status` is the HTTP status (or None)."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+class RemoteDevice:
+    """A device running `tools/litert_server.py`, used as `measure_latency(..., device=...)`.
+
+    Args:
+        url: base URL of the server, e.g. `"http://192.168.1.20:8765"`.
+        token: the server's token, sent as `Authorization: Bearer TOKEN`, or `None`.
+        timeout: seconds to wait for one answer (queueing behind other requests included).
+        name: a label for reports; defaults to the URL.
+
+    Example:
+
+    ```python
+    phone = keras_nas.hardware.RemoteDevice("http://127.0.0.1:8765", token="s3cret")
+    stats = keras_nas.hardware.measure_latency(model, device=phone)
+    ```
+    """
+
+    def __init__(self, url, token=None, timeout=300.0, name=None):
+        if not isinstance(url, str):
+            raise TypeError(f"`url` must be a string like 'http://host:port', got {type(url).__name__}.")
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"`url` must be an http(s) URL like 'http://host:port', got {url!r}.")
+        if token is not None and (not isinstance(token, str) or not token):
+            raise ValueError("`token` must be a non-empty string or None.")
+        if not float(timeout) > 0:
+            raise ValueError(f"`timeout` must be a positive number of seconds, got {timeout!r}.")
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = float(timeout)
+        self.name = name or self.url
+
+    def __repr__(self):
+        return f"RemoteDevice({self.url!r})"
+
+    def _request(self, method, path, data=None):
+        headers = {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if data is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read().decode())
+        except urllib.error.HTTPError as e:
+            try:
+                message = json.loads(e.read().decode()).get("error", "")
+            except (ValueError, OSError):
+                message = ""
+            raise RemoteDeviceError(
+                f"{self.url} answered {e.code} {e.reason}: {message}", status=e.code
+            ) from None
+        except (urllib.error.URLError, OSError) as e:
+            raise RemoteDeviceError(f"Could not reach the latency server at {self.url}: {e}") from e
+
+    def health(self):
+        """The server's `/health` answer as a dict."""
+        return self._request("GET", "/health")
+
+    def measure(self, tflite_bytes, runs=50, warmup=10, threads=1, xnnpack=True):
+        """Sends a `.tflite` to the server and returns its `LatencyStats` (device = URL).
+
+        Args:
+            tflite_bytes: the model flatbuffer.
+            runs, warmup, threads, xnnpack: as for `measure_latency`.
+        """
+        if not is_tflite(tflite_bytes):
+            raise ValueError("`tflite_bytes` is not a TFLite flatbuffer (no 'TFL3' identifier).")
+        query = urllib.parse.urlencode(
+            {"runs": int(runs), "warmup": int(warmup), "threads": int(threads),
+             "xnnpack": 1 if xnnpack else 0}
+        )
+        answer = self._request("POST", "/measure?" + query, data=bytes(tflite_bytes))
+        return LatencyStats.from_times(
+            answer["times_ms"], threads=int(answer["threads"]), xnnpack=bool(answer["xnnpack"]),
+            warmup=int(answer["warmup"]), runtime=answer.get("runtime", ""), device=self.name,
+            size_bytes=int(answer.get("size_bytes", len(tflite_bytes))),
+        )
