@@ -1,0 +1,140 @@
+"""Zero-cost proxies in a search: score architectures of a space, keep the most promising.
+
+A proxy costs one or two forward/backward passes of an untrained network, against minutes
+of training per trial, so a search can afford to score many more candidates than it trains:
+
+- **Pre-screening.** Draw a pool of candidates (e.g. `space.random_architecture(seed)` for
+  many seeds, or an evolution's children), keep the `k` best by a proxy with
+  `prescreen(...)`, and train only those.
+- **Warm start.** Give the survivors to a strategy as its first trials: decode them with
+  `space.decode(arch_str)` into hyperparameter values (every architecture decision of a
+  keras-nas space is a KerasTuner hyperparameter) and seed an oracle's initial population or
+  its first `populate_space()` answers with them instead of random draws.
+- **Cheap estimate of one trial.** `ProxyEstimator(...).estimate_model(model)` or
+  `keras_nas.estimation.score(model, proxy, x, y)`.
+
+Example:
+
+```python
+from keras_nas.estimation import prescreen
+pool = [space.random_architecture(seed=s) for s in range(100)]
+best10 = prescreen(space, pool, "synflow", keep=10)
+first_trials = [space.decode(a) for a in best10]   # hyperparameter values
+```
+"""
+
+import gc
+import math
+
+from keras_nas.estimation.proxies import DATA_FREE, NEEDS_LABELS, PROXIES, score
+
+
+class ProxyEstimator:
+    """Scores architectures of a search space with one zero-cost proxy.
+
+    Args:
+        proxy: a key of `keras_nas.estimation.PROXIES`, e.g. `"synflow"`.
+        x: the fixed batch of inputs data-dependent proxies see (unused by data-free ones,
+            except to give `synflow`/`flops` the input shape).
+        y: labels of `x` (needed by `snip` and `grad_norm`).
+
+    Example:
+
+    ```python
+    est = ProxyEstimator("jacob_cov", x=x_train[:64])
+    ranked = est.rank(space, [space.random_architecture(s) for s in range(50)])
+    ```
+    """
+
+    def __init__(self, proxy="synflow", x=None, y=None):
+        if not isinstance(proxy, str) or proxy not in PROXIES:
+            raise ValueError(f"Unknown `proxy` {proxy!r}: expected one of {sorted(PROXIES)}.")
+        if proxy not in DATA_FREE and x is None:
+            raise ValueError(f"`x` is required: proxy {proxy!r} looks at a batch of data.")
+        if proxy in NEEDS_LABELS and y is None:
+            raise ValueError(f"`y` is required: proxy {proxy!r} needs labels.")
+        self.proxy = proxy
+        self.x = x
+        self.y = y
+
+    def estimate_model(self, model):
+        """The proxy's score of a built model (higher predicts better)."""
+        return score(model, self.proxy, self.x, self.y)
+
+    def estimate(self, space, arch_str):
+        """Builds `arch_str` with `space.build_architecture` and returns its score."""
+        model = space.build_architecture(arch_str)
+        try:
+            return self.estimate_model(model)
+        finally:
+            del model
+            gc.collect()
+
+    def rank(self, space, candidates):
+        """`[(arch_str, score), ...]` for the distinct candidates, best first.
+
+        Ties keep the candidates' order; NaN scores rank last.
+        """
+        candidates = _check_candidates(candidates)
+        scored = []
+        for order, arch in enumerate(candidates):
+            value = float(self.estimate(space, arch))
+            key = -math.inf if math.isnan(value) else value
+            scored.append((key, order, arch, value))
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        return [(arch, value) for _, _, arch, value in scored]
+
+    def prescreen(self, space, candidates, keep):
+        """The `keep` best candidates by the proxy, best first (all of them if fewer)."""
+        keep = _check_keep(keep)
+        return [arch for arch, _ in self.rank(space, candidates)[:keep]]
+
+
+def _check_candidates(candidates):
+    if isinstance(candidates, str) or not hasattr(candidates, "__iter__"):
+        raise TypeError(
+            f"`candidates` must be a list of architecture strings, got {type(candidates).__name__}."
+        )
+    seen, out = set(), []
+    for arch in candidates:
+        if not isinstance(arch, str):
+            raise TypeError(f"`candidates` must hold architecture strings, got {arch!r}.")
+        if arch not in seen:
+            seen.add(arch)
+            out.append(arch)
+    if not out:
+        raise ValueError("`candidates` is empty.")
+    return out
+
+
+def _check_keep(keep):
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"`keep` must be a positive int, got {keep!r}.")
+    return keep
+
+
+def prescreen(space, candidates, proxy, x=None, y=None, keep=10):
+    """Keeps the `keep` candidate architectures of `space` that score best by `proxy`.
+
+    Each distinct candidate is built with `space.build_architecture(arch)` and scored
+    once; the result is ordered best first (ties in input order).
+
+    Args:
+        space: a `keras_nas.spaces.Space` configured with `input_shape` and `num_classes`.
+        candidates: architecture strings of that space.
+        proxy: a key of `keras_nas.estimation.PROXIES`.
+        x: a batch of inputs for data-dependent proxies.
+        y: its labels (for `snip`, `grad_norm`).
+        keep: how many to keep.
+
+    Returns:
+        A list of at most `keep` architecture strings.
+
+    Example:
+
+    ```python
+    survivors = prescreen(space, pool, "naswot", x=x_train[:64], keep=10)
+    ```
+    """
+    _check_keep(keep)
+    return ProxyEstimator(proxy, x=x, y=y).prescreen(space, candidates, keep)
