@@ -3,21 +3,26 @@
 import keras_tuner
 
 
+def _kt_seed(seed):
+    """KerasTuner's built-in oracles treat a seed of 0 as "no seed"; shift so 0 is a seed too."""
+    return None if seed is None else int(seed) + 1
+
+
 def _random(objective, max_trials, epochs, seed, **kwargs):
     return keras_tuner.oracles.RandomSearchOracle(
-        objective=objective, max_trials=max_trials, seed=seed, **kwargs
+        objective=objective, max_trials=max_trials, seed=_kt_seed(seed), **kwargs
     )
 
 
 def _bayesian(objective, max_trials, epochs, seed, **kwargs):
     return keras_tuner.oracles.BayesianOptimizationOracle(
-        objective=objective, max_trials=max_trials, seed=seed, **kwargs
+        objective=objective, max_trials=max_trials, seed=_kt_seed(seed), **kwargs
     )
 
 
 def _hyperband(objective, max_trials, epochs, seed, **kwargs):
     oracle = keras_tuner.oracles.HyperbandOracle(
-        objective=objective, max_epochs=max(int(epochs), 2), seed=seed, **kwargs
+        objective=objective, max_epochs=max(int(epochs), 2), seed=_kt_seed(seed), **kwargs
     )
     # Hyperband has a budget of its own; `max_trials` caps it as for every other strategy.
     oracle.max_trials = max_trials

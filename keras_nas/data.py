@@ -1,0 +1,310 @@
+"""Input data for a search: validation, the embedded default set, TensorFlow Datasets.
+
+Everything here runs before any training, so bad input fails in a second with a message that
+names the argument, not after an hour of search.
+"""
+
+import dataclasses
+
+import numpy as np
+
+#: Dataset names that need no download: they ship with a dependency.
+EMBEDDED_DATASETS = ("digits",)
+
+
+@dataclasses.dataclass
+class SearchData:
+    """Training and validation data, checked and in the form the tuner needs.
+
+    Attributes:
+        train: `(x, y)` numpy arrays or a batched `tf.data.Dataset` of `(x, y)`.
+        validation: the same for validation.
+        input_shape: shape of one example, `(height, width, channels)`.
+        num_classes: number of classes of the integer labels.
+        test: optional held-out `(x, y)` (from a named dataset's test split).
+    """
+
+    train: object
+    validation: object
+    input_shape: tuple
+    num_classes: int
+    test: object = None
+
+    @property
+    def is_dataset(self):
+        return not isinstance(self.train, tuple)
+
+    def train_and_validation(self):
+        """The training and validation data joined (for retraining the found model)."""
+        if self.is_dataset:
+            return self.train.concatenate(self.validation)
+        (xt, yt), (xv, yv) = self.train, self.validation
+        return np.concatenate([xt, xv]), np.concatenate([yt, yv])
+
+
+def _as_examples(x, name):
+    """Checks `x` is a non-empty numeric array of images and returns it as float32 NHWC."""
+    try:
+        x = np.asarray(x)
+    except Exception as e:  # ragged lists and the like
+        raise ValueError(f"`{name}` must be array-like of numbers: {e}") from None
+    if x.dtype == object or not (
+        np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_)
+    ):
+        raise ValueError(f"`{name}` must hold numbers, got an array of dtype {x.dtype}.")
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(f"`{name}` is empty: it needs at least one example.")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise ValueError(
+            f"`{name}` must have shape (samples, height, width) or "
+            f"(samples, height, width, channels), got shape {x.shape}."
+        )
+    x = x.astype("float32", copy=False)
+    if not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise ValueError(f"`{name}` contains {bad} NaN or infinite values.")
+    return x
+
+
+def _as_labels(y, name, num_examples, x_name):
+    try:
+        y = np.asarray(y)
+    except Exception as e:
+        raise ValueError(f"`{name}` must be array-like of integer labels: {e}") from None
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(
+            f"`{name}` must be a 1-D array of integer class labels, got shape {y.shape}."
+        )
+    if len(y) != num_examples:
+        raise ValueError(
+            f"`{x_name}` and `{name}` must have the same length, "
+            f"got {num_examples} examples and {len(y)} labels."
+        )
+    if y.dtype == object or not np.issubdtype(y.dtype, np.number):
+        raise ValueError(f"`{name}` must hold integer class labels, got dtype {y.dtype}.")
+    if not np.all(np.isfinite(y)) or not np.all(np.equal(np.mod(y, 1), 0)):
+        raise ValueError(f"`{name}` must hold integer class labels, got non-integer values.")
+    y = y.astype("int32")
+    if y.min() < 0:
+        raise ValueError(f"`{name}` must hold labels >= 0, got {int(y.min())}.")
+    return y
+
+
+def check_arrays(x, y, x_name="x", y_name="y"):
+    """Validates one `(x, y)` pair of arrays; returns them as float32 images and int32 labels.
+
+    Example:
+
+    ```python
+    x, y = check_arrays(np.zeros((10, 8, 8)), np.arange(10) % 2)   # x becomes (10, 8, 8, 1)
+    ```
+    """
+    x = _as_examples(x, x_name)
+    y = _as_labels(y, y_name, len(x), x_name)
+    return x, y
+
+
+def load_digits():
+    """scikit-learn's digits as 8x8x1 float images in [0, 1]: `(x_train, y_train), (x_test, y_test)`.
+
+    The split is fixed (the last 20% of the 1,797 images is the test set).
+    """
+    from sklearn import datasets
+
+    digits = datasets.load_digits()
+    x = (digits.images / 16.0).astype("float32")[..., None]
+    y = digits.target.astype("int32")
+    cut = int(len(x) * 0.8)
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
+def load_tfds(name, data_dir=None):
+    """Loads a TensorFlow Datasets image classification set as numpy arrays.
+
+    Returns `(x_train, y_train), (x_test, y_test)`; images scaled to [0, 1]. The data must be
+    in `data_dir` already or downloadable.
+    """
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:  # pragma: no cover - the `tfds` extra
+        raise ValueError(
+            f"`dataset`={name!r} needs tensorflow-datasets: pip install 'keras-nas[tfds]'."
+        ) from None
+    if name not in tfds.list_builders():
+        raise ValueError(
+            f"Unknown `dataset` {name!r}: expected {', '.join(EMBEDDED_DATASETS)} or the "
+            "name of a TensorFlow Datasets image classification set (e.g. 'mnist')."
+        )
+    splits = tfds.load(name, split=["train", "test"], as_supervised=True, data_dir=data_dir)
+    arrays = []
+    for split in splits:
+        batches = list(tfds.as_numpy(split.batch(4096)))
+        images = np.concatenate([b[0] for b in batches])
+        labels = np.concatenate([b[1] for b in batches])
+        scale = 255.0 if images.dtype == np.uint8 else 1.0
+        arrays.append(((images / scale).astype("float32"), labels))
+    return arrays[0], arrays[1]
+
+
+def load_named(name, data_dir=None):
+    """The default data (`"digits"`) or a TensorFlow Datasets name, as numpy train/test pairs."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"`dataset` must be a dataset name, got {name!r}.")
+    if name == "digits":
+        return load_digits()
+    return load_tfds(name, data_dir=data_dir)
+
+
+def _split(x, y, validation_split, seed):
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError(
+            f"`validation_split` must be between 0 and 1 (exclusive), got {validation_split!r}."
+        )
+    n_val = int(round(len(x) * validation_split))
+    if n_val < 1 or n_val >= len(x):
+        raise ValueError(
+            f"`validation_split`={validation_split} of {len(x)} examples leaves no training "
+            "or no validation examples; pass more data or `validation_data`."
+        )
+    order = np.random.default_rng(seed).permutation(len(x))
+    val, train = order[:n_val], order[n_val:]
+    return (x[train], y[train]), (x[val], y[val])
+
+
+def _dataset_shape_and_classes(dataset, name, num_classes):
+    import tensorflow as tf
+
+    spec = dataset.element_spec
+    if not (isinstance(spec, tuple) and len(spec) == 2):
+        raise ValueError(f"`{name}` must be a tf.data.Dataset of (x, y) pairs, got {spec}.")
+    x_spec = spec[0]
+    shape = tuple(x_spec.shape)
+    if len(shape) == 5 or (len(shape) == 4 and shape[0] is None):
+        shape = shape[1:]
+    if len(shape) == 2:
+        shape = shape + (1,)
+    if len(shape) != 3 or any(d is None for d in shape):
+        raise ValueError(
+            f"`{name}` must yield batches of images of a fixed (height, width, channels) "
+            f"shape, got element spec {x_spec}."
+        )
+    if num_classes is None:
+        top = -1
+        for _, labels in dataset:
+            top = max(top, int(tf.reduce_max(labels)))
+        num_classes = top + 1
+    return shape, num_classes
+
+
+def _batched(dataset, batch_size):
+    x_spec = dataset.element_spec[0]
+    if len(x_spec.shape) in (2, 3):  # unbatched examples
+        dataset = dataset.batch(batch_size)
+    return dataset
+
+
+def _add_channel(dataset):
+    x_spec = dataset.element_spec[0]
+    if len(x_spec.shape) == 3:  # batched (N, H, W)
+        return dataset.map(lambda x, y: (x[..., None], y))
+    return dataset
+
+
+def prepare(x=None, y=None, *, validation_data=None, validation_split=0.2, dataset=None,
+            data_dir=None, num_classes=None, batch_size=32, seed=None):
+    """Checks and arranges the data of a search.
+
+    Exactly one of `x` or `dataset` is given. `x` is a numpy array (with labels `y`) or a
+    `tf.data.Dataset` of `(x, y)` pairs (then `validation_data` must be a dataset too);
+    `dataset` is `"digits"` (the embedded default) or a TensorFlow Datasets name.
+
+    Returns:
+        A `SearchData`.
+
+    Example:
+
+    ```python
+    data = prepare(x, y, validation_split=0.2, seed=0)
+    data.input_shape, data.num_classes
+    ```
+    """
+    if num_classes is not None and (int(num_classes) != num_classes or num_classes < 2):
+        raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}.")
+    if x is None and dataset is None:
+        dataset = "digits"
+    if x is not None and dataset is not None:
+        raise ValueError("Pass either `x` (with `y`) or `dataset`, not both.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+
+    test = None
+    if dataset is not None:
+        (x, y), test = load_named(dataset, data_dir=data_dir)
+
+    if _is_tf_dataset(x):
+        if y is not None:
+            raise ValueError("`y` must be None when `x` is a tf.data.Dataset of (x, y) pairs.")
+        if not _is_tf_dataset(validation_data):
+            raise ValueError(
+                "`validation_data` must be a tf.data.Dataset of (x, y) pairs when `x` is one."
+            )
+        train = _add_channel(_batched(x, batch_size))
+        val = _add_channel(_batched(validation_data, batch_size))
+        shape, n_train = _dataset_shape_and_classes(train, "x", num_classes)
+        shape_v, n_val = _dataset_shape_and_classes(val, "validation_data", num_classes)
+        if shape_v != shape:
+            raise ValueError(
+                f"`validation_data` examples have shape {shape_v}, but `x` has {shape}."
+            )
+        classes = num_classes or max(n_train, n_val)
+        if classes < 2:
+            raise ValueError(f"The labels name {classes} class(es); a classifier needs >= 2.")
+        return SearchData(train, val, shape, int(classes))
+
+    if y is None:
+        raise ValueError("`y` (integer class labels) is required when `x` is an array.")
+    x, y = check_arrays(x, y)
+    if validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError(
+                "`validation_data` must be a tuple (x_val, y_val), "
+                f"got {type(validation_data).__name__}."
+            )
+        xv, yv = check_arrays(*validation_data, x_name="validation_data[0]",
+                              y_name="validation_data[1]")
+        if xv.shape[1:] != x.shape[1:]:
+            raise ValueError(
+                f"`validation_data` examples have shape {xv.shape[1:]}, "
+                f"but `x` has {x.shape[1:]}."
+            )
+        train, val = (x, y), (xv, yv)
+    else:
+        train, val = _split(x, y, validation_split, seed)
+
+    top = int(max(train[1].max(), val[1].max()))
+    if num_classes is None:
+        num_classes = top + 1
+        if num_classes < 2:
+            raise ValueError(
+                f"`y` holds a single class ({top}); a classifier needs labels of >= 2 classes."
+            )
+    elif top >= num_classes:
+        raise ValueError(
+            f"`y` has label {top}, which does not fit `num_classes`={num_classes} "
+            f"(labels must be in 0..{num_classes - 1})."
+        )
+    if test is not None:
+        test = check_arrays(*test, x_name="test x", y_name="test y")
+    return SearchData(train, val, tuple(x.shape[1:]), int(num_classes), test)
+
+
+def _is_tf_dataset(obj):
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(obj, tf.data.Dataset)

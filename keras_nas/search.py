@@ -1,0 +1,461 @@
+"""`keras_nas.search()` and the `Search` object behind it."""
+
+import math
+import os
+import sys
+import time
+
+import keras
+import keras_tuner
+import numpy as np
+
+from keras_nas import data as data_lib
+from keras_nas import summary as summary_lib
+from keras_nas.oracles.registry import make_oracle
+from keras_nas.spaces import Space, get_space
+
+
+class NASTuner(keras_tuner.Tuner):
+    """The KerasTuner `Tuner` of a keras-nas search.
+
+    On top of `keras_tuner.Tuner` it: honours Hyperband's per-trial epochs and warm starts for
+    any oracle; fails a trial whose loss becomes NaN; records every trial's parameter count,
+    build and fit seconds; stops proposing trials after a wall-clock deadline; seeds each
+    trial's weights; and tells a listener about every trial that ends (for `summary.json`
+    and progress). It stays a plain KerasTuner tuner: any `Oracle`, resume, and the
+    distributed chief/worker mode work as they do for KerasTuner's own tuners.
+
+    Args:
+        oracle: a `keras_tuner.Oracle`.
+        hypermodel: the search space (a `keras_nas.spaces.Space` or any `HyperModel`).
+        seed: optional integer; trial `n` trains with `keras.utils.set_random_seed(seed + n)`.
+        max_time: optional wall-clock budget in seconds, counted from `search()`; no trial
+            starts after it.
+        on_trial_end_callback: optional `fn(tuner, trial)` called after a trial has ended.
+        **kwargs: passed to `keras_tuner.Tuner` (`directory`, `project_name`, `overwrite`...).
+    """
+
+    def __init__(self, oracle, hypermodel, seed=None, max_time=None,
+                 on_trial_end_callback=None, **kwargs):
+        self.seed = seed
+        self.max_time = max_time
+        self.on_trial_end_callback = on_trial_end_callback
+        self.timings = {}
+        self._deadline = None
+        super().__init__(oracle, hypermodel, **kwargs)
+
+    # -- budget -------------------------------------------------------------------------
+    def on_search_begin(self):
+        super().on_search_begin()
+        if self.max_time is not None:
+            self._deadline = time.time() + self.max_time
+
+    def pre_create_trial(self):
+        if self._deadline is not None and time.time() >= self._deadline:
+            # The oracle stops once its trial count reaches `max_trials`.
+            self.oracle.max_trials = len(self.oracle.trials)
+
+    # -- one trial ----------------------------------------------------------------------
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        self.timings[trial.trial_id] = {"started": time.time()}
+
+    def run_trial(self, trial, x, y=None, validation_data=None, epochs=1, batch_size=32,
+                  callbacks=None, verbose=0, **fit_kwargs):
+        hp = trial.hyperparameters
+        initial_epoch = 0
+        if "tuner/epochs" in hp.values:  # Hyperband's budget for this trial
+            epochs = hp.values["tuner/epochs"]
+            initial_epoch = hp.values["tuner/initial_epoch"]
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed + _trial_number(trial))
+
+        started = time.perf_counter()
+        model = self._try_build(hp)
+        if "tuner/trial_id" in hp.values:  # Hyperband: continue from the earlier round
+            past = self._get_checkpoint_fname(hp.values["tuner/trial_id"])
+            if os.path.exists(past):
+                model.load_weights(past)
+        built = time.perf_counter()
+
+        callbacks = self._deepcopy_callbacks(callbacks or [])
+        self._configure_tensorboard_dir(callbacks, trial)
+        callbacks.append(keras_tuner.engine.tuner_utils.SaveBestEpoch(
+            objective=self.oracle.objective,
+            filepath=self._get_checkpoint_fname(trial.trial_id),
+        ))
+        callbacks.append(keras.callbacks.TerminateOnNaN())
+        history = model.fit(
+            x, y, validation_data=validation_data, epochs=epochs, initial_epoch=initial_epoch,
+            batch_size=None if y is None else batch_size, callbacks=callbacks,
+            verbose=verbose, **fit_kwargs,
+        )
+        fitted = time.perf_counter()
+
+        losses = history.history.get("loss", [])
+        if any(not math.isfinite(v) for v in losses):
+            raise keras_tuner.errors.FailedTrialError(
+                f"The training loss became NaN or infinite (epoch {len(losses)})."
+            )
+        metrics = _best_epoch_metrics(history.history, self.oracle.objective)
+        metrics["params"] = int(model.count_params())
+        self.timings[trial.trial_id].update(
+            build_s=built - started, fit_s=fitted - built,
+            epochs=int(epochs - initial_epoch),
+        )
+        return metrics
+
+    def on_trial_end(self, trial):
+        self.timings.setdefault(trial.trial_id, {})["ended"] = time.time()
+        super().on_trial_end(trial)  # oracle.end_trial and saving
+        if self.on_trial_end_callback is not None:
+            self.on_trial_end_callback(self, trial)
+        # Release the trial's graph and model before the next one.
+        keras.backend.clear_session()
+
+    # -- saved state --------------------------------------------------------------------
+    def get_state(self):
+        state = super().get_state()
+        state["timings"] = self.timings
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.timings = state.get("timings", {})
+
+
+def _trial_number(trial):
+    return int(trial.trial_id) if str(trial.trial_id).isdigit() else 0
+
+
+def _best_epoch_metrics(history, objective):
+    """All metrics at the epoch that was best for the objective."""
+    name = objective.name
+    if name not in history:
+        raise keras_tuner.errors.FatalValueError(
+            f"The objective {name!r} is not among the metrics the model reports: "
+            f"{sorted(history)}. Pass `objective=` one of them."
+        )
+    values = np.asarray(history[name], dtype="float64")
+    values = np.where(np.isfinite(values), values, -np.inf if objective.direction == "max"
+                      else np.inf)
+    best = int(np.argmax(values) if objective.direction == "max" else np.argmin(values))
+    return {k: float(v[best]) for k, v in history.items() if len(v) > best}
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+class Search:
+    """A neural architecture search: space, strategy, budget, and what it found.
+
+    `keras_nas.search()` is `Search(...).fit(...).best_model`; use `Search` itself for the
+    trials, the summary and the KerasTuner tuner.
+
+    Args:
+        space: a space name (`"cell"`/`"nasbench201"`, `"darts"`, `"mobilenet"`/`"macro"`)
+            or a `keras_nas.spaces.Space` / `keras_tuner.HyperModel` instance.
+        strategy: `"random"`, `"bayesian"`, `"hyperband"` (and the names in
+            `keras_nas.oracles.STRATEGIES`) or a `keras_tuner.Oracle` instance.
+        max_trials: the most architectures to train.
+        epochs: training epochs per trial (Hyperband's largest budget).
+        batch_size: batch size for numpy inputs.
+        objective: the metric to optimize, with its direction (`"val_accuracy"` by default);
+            a string or a `keras_tuner.Objective`.
+        seed: makes the proposed architectures and initial weights reproducible.
+        directory: the folder of all searches.
+        project_name: this search's subfolder; its trials, `summary.json` and
+            `best_model.keras` are written to `directory/project_name`. Running the same
+            search again resumes it (KerasTuner's rule) unless `overwrite=True`.
+        overwrite: start afresh, discarding an earlier search of the same name.
+        retrain: if True (the default), the returned model is the best architecture trained
+            anew on training + validation data for `retrain_epochs`; if False, it is the
+            best trial's own checkpoint.
+        retrain_epochs: epochs of the retraining (default: `epochs`).
+        max_time: optional wall-clock budget in seconds; no trial starts after it.
+        max_consecutive_failed_trials: stop when this many trials in a row fail.
+        max_retries_per_trial: reruns of a trial that raised before it counts as failed.
+        verbose: 0 silent, 1 a table row per trial, 2 also Keras' progress bars.
+        space_kwargs: keyword arguments for a space given by name.
+        strategy_kwargs: keyword arguments for a strategy given by name.
+
+    Example:
+
+    ```python
+    s = keras_nas.Search(space="cell", strategy="random", max_trials=5, epochs=2)
+    s.fit(x, y, validation_data=(x_val, y_val))
+    s.best_model.evaluate(x_test, y_test)
+    s.best_architecture, len(s.trials)
+    ```
+    """
+
+    def __init__(self, space="cell", strategy="bayesian", *, max_trials=10, epochs=5,
+                 batch_size=32, objective="val_accuracy", seed=None,
+                 directory="keras_nas_results", project_name="search", overwrite=False,
+                 retrain=True, retrain_epochs=None, max_time=None,
+                 max_consecutive_failed_trials=3, max_retries_per_trial=0, verbose=1,
+                 space_kwargs=None, strategy_kwargs=None):
+        self.max_trials = _positive_int(max_trials, "max_trials")
+        self.epochs = _positive_int(epochs, "epochs")
+        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.retrain_epochs = (self.epochs if retrain_epochs is None
+                               else _positive_int(retrain_epochs, "retrain_epochs"))
+        self.max_consecutive_failed_trials = _positive_int(
+            max_consecutive_failed_trials, "max_consecutive_failed_trials")
+        if isinstance(max_retries_per_trial, bool) or not isinstance(
+                max_retries_per_trial, int) or max_retries_per_trial < 0:
+            raise ValueError("`max_retries_per_trial` must be an integer >= 0, "
+                             f"got {max_retries_per_trial!r}.")
+        self.max_retries_per_trial = max_retries_per_trial
+        if max_time is not None and not (isinstance(max_time, (int, float))
+                                         and not isinstance(max_time, bool) and max_time > 0):
+            raise ValueError(f"`max_time` must be a positive number of seconds, got {max_time!r}.")
+        self.max_time = max_time
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise ValueError(f"`seed` must be a non-negative integer or None, got {seed!r}.")
+        self.seed = None if seed is None else int(seed)
+        if not isinstance(directory, (str, os.PathLike)) or not str(directory):
+            raise ValueError(f"`directory` must be a folder path, got {directory!r}.")
+        if not isinstance(project_name, str) or not project_name or os.sep in project_name:
+            raise ValueError(f"`project_name` must be a plain folder name, got {project_name!r}.")
+        self.directory = os.fspath(directory)
+        self.project_name = project_name
+        self.overwrite = bool(overwrite)
+        self.retrain = bool(retrain)
+        self.verbose = int(verbose)
+        self.objective = keras_tuner.Objective(objective, "max") if (
+            objective == "val_accuracy") else objective
+        self.space = self._resolve_space(space, space_kwargs or {})
+        self.space_name = space if isinstance(space, str) else type(space).__name__
+        self.strategy = strategy
+        self.strategy_name = strategy if isinstance(strategy, str) else type(strategy).__name__
+        self.strategy_kwargs = dict(strategy_kwargs or {})
+        if not isinstance(strategy, keras_tuner.Oracle):
+            from keras_nas.oracles.registry import STRATEGIES
+
+            if not isinstance(strategy, str) or strategy not in STRATEGIES:
+                raise ValueError(
+                    f"Unknown `strategy` {strategy!r}: expected one of {sorted(STRATEGIES)} "
+                    "or a keras_tuner.Oracle instance."
+                )
+        self.tuner = None
+        self.data = None
+        self.best_model = None
+        self.best_hyperparameters = None
+        self._started = None
+
+    @staticmethod
+    def _resolve_space(space, space_kwargs):
+        if isinstance(space, str):
+            return get_space(space, **space_kwargs)
+        if isinstance(space, keras_tuner.HyperModel):
+            if space_kwargs:
+                raise ValueError("`space_kwargs` applies only to a space given by name.")
+            return space
+        raise ValueError(
+            f"`space` must be a space name or a keras_tuner.HyperModel, got {space!r}."
+        )
+
+    # -- paths --------------------------------------------------------------------------
+    @property
+    def results_dir(self):
+        """The folder of this search: trials, `summary.json`, `best_model.keras`."""
+        return os.path.join(self.directory, self.project_name)
+
+    @property
+    def summary_path(self):
+        return os.path.join(self.results_dir, "summary.json")
+
+    @property
+    def best_model_path(self):
+        return os.path.join(self.results_dir, "best_model.keras")
+
+    # -- running ------------------------------------------------------------------------
+    def _check_output_dir(self):
+        folder = os.path.abspath(self.results_dir)
+        probe_dir = folder
+        while not os.path.exists(probe_dir):
+            probe_dir = os.path.dirname(probe_dir)
+        if not os.path.isdir(probe_dir) or not os.access(probe_dir, os.W_OK | os.X_OK):
+            raise ValueError(
+                f"`directory` {self.directory!r} is not writable: cannot create {folder!r}."
+            )
+
+    def fit(self, x=None, y=None, *, validation_data=None, validation_split=0.2,
+            dataset=None, data_dir=None, num_classes=None, callbacks=None):
+        """Runs the search and sets `best_model`. Returns `self`.
+
+        Args:
+            x: numpy images `(samples, height, width[, channels])` or a `tf.data.Dataset`
+                of `(images, labels)`; None to use `dataset`.
+            y: integer labels for numpy `x`.
+            validation_data: `(x_val, y_val)` (or a dataset when `x` is one); when None,
+                `validation_split` of `x` is held out (seeded by `seed`).
+            validation_split: the held-out share when there is no `validation_data`.
+            dataset: `"digits"` (the embedded default, used when neither `x` nor `dataset`
+                is given) or a TensorFlow Datasets name.
+            data_dir: TensorFlow Datasets data folder.
+            num_classes: class count (default: inferred from the labels).
+            callbacks: Keras callbacks for every trial's `fit` (a TensorBoard callback gets a
+                log folder per trial, with KerasTuner's HParams).
+        """
+        self.data = data_lib.prepare(
+            x, y, validation_data=validation_data, validation_split=validation_split,
+            dataset=dataset, data_dir=data_dir, num_classes=num_classes,
+            batch_size=self.batch_size, seed=self.seed,
+        )
+        if isinstance(self.space, Space):
+            self.space.configure(input_shape=self.data.input_shape,
+                                 num_classes=self.data.num_classes)
+        self._check_output_dir()
+        oracle = make_oracle(
+            self.strategy, objective=self.objective, max_trials=self.max_trials,
+            epochs=self.epochs, seed=self.seed,
+            max_consecutive_failed_trials=self.max_consecutive_failed_trials,
+            max_retries_per_trial=self.max_retries_per_trial, **self.strategy_kwargs,
+        ) if not isinstance(self.strategy, keras_tuner.Oracle) else self.strategy
+        self.tuner = NASTuner(
+            oracle, self.space, seed=self.seed, max_time=self.max_time,
+            on_trial_end_callback=self._on_trial_end, directory=self.directory,
+            project_name=self.project_name, overwrite=self.overwrite,
+        )
+        self._started = time.time()
+        self._printed_header = False
+        train, val = self.data.train, self.data.validation
+        fit_args = ((train,) if self.data.is_dataset else train)
+        self.tuner.search(
+            *fit_args, validation_data=val if self.data.is_dataset else val,
+            epochs=self.epochs, batch_size=self.batch_size, callbacks=list(callbacks or []),
+            verbose=1 if self.verbose >= 2 else 0,
+        )
+        self._write_summary()
+        self._finish()
+        self._write_summary()
+        return self
+
+    def _finish(self):
+        best = self.tuner.oracle.get_best_trials(1)
+        if not best or best[0].status != "COMPLETED":
+            raise RuntimeError(
+                f"No trial of the search in {self.results_dir!r} completed; "
+                "see summary.json for each trial's error."
+            )
+        best = best[0]
+        self.best_hyperparameters = best.hyperparameters
+        if self.retrain:
+            keras.backend.clear_session()
+            if self.seed is not None:
+                keras.utils.set_random_seed(self.seed)
+            model = self.tuner.hypermodel.build(best.hyperparameters)
+            epochs = best.hyperparameters.values.get("tuner/epochs", self.retrain_epochs)
+            joined = self.data.train_and_validation()
+            if self.data.is_dataset:
+                model.fit(joined, epochs=epochs, verbose=1 if self.verbose >= 2 else 0)
+            else:
+                model.fit(*joined, epochs=epochs, batch_size=self.batch_size,
+                          verbose=1 if self.verbose >= 2 else 0)
+        else:
+            model = self.tuner.load_model(best)
+        self.best_model = model
+        model.save(self.best_model_path)
+
+    # -- results ------------------------------------------------------------------------
+    @property
+    def best_architecture(self):
+        """The architecture string of the best trial (None before `fit`)."""
+        best = self.summary.get("best_architecture") if self.tuner else None
+        return best
+
+    @property
+    def trials(self):
+        """Every trial as a dict (see `summary.json`), in trial order."""
+        if self.tuner is None:
+            return []
+        oracle = self.tuner.oracle
+        records = [
+            summary_lib.trial_record(t, self.space, self.tuner.timings.get(t.trial_id))
+            for t in oracle.trials.values()
+        ]
+        return sorted(records, key=lambda r: (r["number"] is None, r["number"], r["trial_id"]))
+
+    @property
+    def summary(self):
+        """The search as a dict: settings, the best trial and every trial."""
+        trials = self.trials
+        best = self.tuner.oracle.get_best_trials(1) if self.tuner else []
+        best = best[0] if best and best[0].status == "COMPLETED" else None
+        best_record = next((r for r in trials if best and r["trial_id"] == best.trial_id), None)
+        objective = self.tuner.oracle.objective if self.tuner else None
+        return {
+            "space": self.space_name,
+            "strategy": self.strategy_name,
+            "objective": ({"name": objective.name, "direction": objective.direction}
+                          if objective is not None and hasattr(objective, "direction") else None),
+            "max_trials": self.max_trials,
+            "epochs": self.epochs,
+            "seed": self.seed,
+            "input_shape": list(self.data.input_shape) if self.data else None,
+            "num_classes": self.data.num_classes if self.data else None,
+            "elapsed_s": (time.time() - self._started) if self._started else None,
+            "best_trial_id": best.trial_id if best else None,
+            "best_architecture": best_record["architecture"] if best_record else None,
+            "best_model": (os.path.basename(self.best_model_path)
+                           if self.best_model is not None else None),
+            "trials": trials,
+        }
+
+    def _write_summary(self):
+        summary_lib.write_json(self.summary_path, self.summary)
+
+    def _on_trial_end(self, tuner, trial):
+        self._write_summary()
+        if self.verbose >= 1:
+            self._print_row(trial)
+
+    def _print_row(self, trial):
+        record = summary_lib.trial_record(trial, self.space, self.tuner.timings.get(trial.trial_id))
+        best = self.tuner.oracle.get_best_trials(1)
+        best_score = best[0].score if best and best[0].status == "COMPLETED" else None
+        if not self._printed_header:
+            print(f"{'trial':>7}  {'status':<9} {'score':>8} {'best':>8} {'params':>9} "
+                  f"{'secs':>6}  architecture", file=sys.stdout)
+            self._printed_header = True
+        score = "-" if record["score"] is None else f"{record['score']:.4f}"
+        best_text = "-" if best_score is None else f"{best_score:.4f}"
+        params = "-" if record["params"] is None else str(record["params"])
+        secs = "-" if record["duration_s"] is None else f"{record['duration_s']:.1f}"
+        arch = record["architecture"] or ""
+        detail = arch if record["status"] == "COMPLETED" else (record["error"] or "")
+        print(f"{record['number'] + 1 if record['number'] is not None else '?':>3}/"
+              f"{self.max_trials:<3}  {record['status']:<9} {score:>8} {best_text:>8} "
+              f"{params:>9} {secs:>6}  {detail}", file=sys.stdout, flush=True)
+
+
+def search(x=None, y=None, *, validation_data=None, validation_split=0.2, dataset=None,
+           data_dir=None, num_classes=None, callbacks=None, **kwargs):
+    """Searches for an architecture and returns it trained: a compiled `keras.Model`.
+
+    Args:
+        x, y, validation_data, validation_split, dataset, data_dir, num_classes, callbacks:
+            the data, as for `Search.fit` (with nothing given, scikit-learn's digits).
+        **kwargs: the search settings, as for `Search` (`space`, `strategy`, `max_trials`,
+            `epochs`, `seed`, `directory`, `project_name`, `overwrite`, `retrain`, ...).
+
+    Example:
+
+    ```python
+    import keras_nas
+    model = keras_nas.search(x_train, y_train, validation_data=(x_val, y_val),
+                             space="cell", strategy="bayesian", max_trials=20, epochs=5)
+    model.evaluate(x_test, y_test)
+    model.save("best.keras")   # loads again after `import keras_nas`
+    ```
+    """
+    return Search(**kwargs).fit(
+        x, y, validation_data=validation_data, validation_split=validation_split,
+        dataset=dataset, data_dir=data_dir, num_classes=num_classes, callbacks=callbacks,
+    ).best_model
