@@ -20,3 +20,13 @@ from keras_nas.hardware.export import (  # noqa: F401
 )
 from keras_nas.hardware.latency import LatencyStats, measure_latency  # noqa: F401
 from keras_nas.hardware.remote import RemoteDevice, RemoteDeviceError  # noqa: F401
+from keras_nas.hardware.cost import (  # noqa: F401
+    CostReport,
+    cost_report,
+    count_flops,
+    count_macs,
+    count_params,
+    model_size_bytes,
+    param_counts,
+    profile,
+)
