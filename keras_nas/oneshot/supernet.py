@@ -282,6 +282,19 @@ def build_201_stem(space):
     )
 
 
+def build_201_head(space):
+    from keras_nas.layers._utils import batch_norm
+
+    return keras.Sequential(
+        [
+            batch_norm(),
+            keras.layers.ReLU(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(space.num_classes, activation="softmax"),
+        ]
+    )
+
+
 def build_201_reduction(space, width):
     from keras_nas.layers.cell import ResNetBasicBlock
 

@@ -1,0 +1,212 @@
+"""What DARTS, SPOS and ENAS share: data checks, batching, subnet evaluation, retraining."""
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_nas.oneshot.supernet import build_supernet, recalibrate_batch_norm
+
+
+def _check_xy(x, y, name):
+    try:
+        x = np.asarray(x, dtype="float32")
+        y = np.asarray(y)
+    except Exception as e:  # ragged input and the like
+        raise TypeError(f"`{name}` must be numpy-compatible arrays: {e}") from None
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise ValueError(
+            f"`{name}` images must have shape (n, height, width[, channels]), got {x.shape}."
+        )
+    y = y.reshape(-1)
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(
+            f"`{name}` needs as many labels as examples (and at least one), "
+            f"got {len(x)} examples and {len(y)} labels."
+        )
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.equal(np.mod(y, 1), 0)):
+            raise ValueError(f"`{name}` labels must be integer class indices.")
+    return x, y.astype("int32")
+
+
+class OneShotSearch:
+    """Base of the weight-sharing searches. Subclasses implement `_search(...)`.
+
+    After `fit`, `best_architecture` is the architecture string of the space (its `encode`),
+    `best_values` the hyperparameter values, `history` a dict of per-epoch lists, and
+    `search_seconds` the wall time of the search, `num_evaluated` the candidates it scored.
+    """
+
+    def __init__(self, space, seed=None, verbose=0):
+        from keras_nas.spaces.base import Space
+
+        if not isinstance(space, Space):
+            raise TypeError(
+                f"`space` must be a keras_nas.spaces.Space, got {type(space).__name__}."
+            )
+        self.space = space
+        self.seed = seed
+        self.verbose = int(verbose)
+        self.rng = np.random.default_rng(seed)
+        self.supernet = None
+        self.best_architecture = None
+        self.best_values = None
+        self.history = {}
+        self.search_seconds = None
+        self.num_evaluated = 0
+
+    # -- data -----------------------------------------------------------------------------
+    def _prepare(self, x, y, validation_data, batch_size, epochs):
+        x, y = _check_xy(x, y, "x, y")
+        if validation_data is None:
+            # DARTS splits the training set in halves: one for w, one for alpha.
+            order = self.rng.permutation(len(x))
+            half = len(x) // 2
+            if half < 1:
+                raise ValueError("`x` needs at least 2 examples to split off validation data.")
+            (x, y), (xv, yv) = (x[order[half:]], y[order[half:]]), (
+                x[order[:half]],
+                y[order[:half]],
+            )
+        else:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("`validation_data` must be a tuple `(x_val, y_val)` or None.")
+            xv, yv = _check_xy(validation_data[0], validation_data[1], "validation_data")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise ValueError(f"`epochs` must be a positive integer, got {epochs!r}.")
+        if xv.shape[1:] != x.shape[1:]:
+            raise ValueError(
+                f"`validation_data` examples have shape {xv.shape[1:]}, training ones {x.shape[1:]}."
+            )
+        num_classes = max(2, int(max(y.max(), yv.max())) + 1)
+        self.space.configure(input_shape=x.shape[1:], num_classes=num_classes)
+        return x, y, xv, yv
+
+    def _batches(self, x, y, batch_size):
+        """Shuffled batches of one epoch; a partial last batch is dropped (one traced shape)."""
+        order = self.rng.permutation(len(x))
+        batch_size = min(batch_size, len(x))
+        return [
+            (tf.constant(x[order[i : i + batch_size]]), tf.constant(y[order[i : i + batch_size]]))
+            for i in range(0, len(x) - batch_size + 1, batch_size)
+        ]
+
+    def _make_supernet(self, mode="softmax", temperature=1.0):
+        self.supernet = build_supernet(
+            self.space, mode=mode, temperature=temperature, seed=self.seed
+        )
+        return self.supernet
+
+    def _log(self, message):
+        if self.verbose:
+            print(message, flush=True)
+
+    # -- evaluation -------------------------------------------------------------------------
+    def _predict_fn(self):
+        if getattr(self, "_predict", None) is None:
+            net = self.supernet
+
+            @tf.function(reduce_retracing=True)
+            def predict(x, path):
+                return net(x, training=False, path=path)
+
+            self._predict = predict
+        return self._predict
+
+    def subnet_accuracy(self, path, x, y, batch_size=256, calibration=None):
+        """Accuracy of the supernet's path `path` (inherited weights) on `(x, y)`.
+
+        Args:
+            path: list of option indices, one per decision.
+            x, y: data to score on.
+            batch_size: evaluation batch size.
+            calibration: optional list of input batches to recalibrate batch norm on first.
+        """
+        path = [int(i) for i in path]
+        if calibration is not None:
+            recalibrate_batch_norm(self.supernet, calibration, path=path)
+        predict = self._predict_fn()
+        p = tf.constant(path, dtype="int32")
+        correct = 0
+        for i in range(0, len(x), batch_size):
+            probs = predict(tf.constant(x[i : i + batch_size]), p)
+            correct += int(np.sum(np.argmax(probs.numpy(), axis=-1) == y[i : i + batch_size]))
+        return correct / len(x)
+
+    # -- the public API ---------------------------------------------------------------------
+    def fit(self, x, y, validation_data=None, epochs=10, batch_size=64):
+        """Runs the search on `(x, y)`; `alpha`/the controller/evolution score on validation.
+
+        Args:
+            x: training images `(n, height, width[, channels])`.
+            y: integer labels `(n,)`.
+            validation_data: `(x_val, y_val)`; None splits `x` in halves (as DARTS does).
+            epochs: supernet training epochs.
+            batch_size: batch size of both the training and the validation batches.
+
+        Returns:
+            `self`, with `best_architecture`, `best_values`, `history` set.
+        """
+        x, y, xv, yv = self._prepare(x, y, validation_data, batch_size, epochs)
+        start = time.perf_counter()
+        path = self._search(x, y, xv, yv, int(epochs), int(batch_size))
+        self.search_seconds = time.perf_counter() - start
+        self.best_values = self.supernet.values_of(path)
+        self.best_path = [int(i) for i in path]
+        self.best_architecture = self.space.encode(self.best_values)
+        self._log(f"{type(self).__name__}: found {self.best_architecture}")
+        return self
+
+    def _search(self, x, y, xv, yv, epochs, batch_size):
+        raise NotImplementedError
+
+    def retrain(self, x, y, epochs=10, batch_size=64, validation_data=None, verbose=0):
+        """Builds the found architecture stand-alone from scratch and trains it.
+
+        Args:
+            x, y: training data (e.g. the search's training and validation data together).
+            epochs: training epochs.
+            batch_size: batch size.
+            validation_data: optional `(x_val, y_val)` passed to `fit`.
+            verbose: Keras `fit` verbosity.
+
+        Returns:
+            The compiled, trained `keras.Model` of `space.build_architecture(best_architecture)`.
+        """
+        if self.best_architecture is None:
+            raise ValueError("Call `fit()` before `retrain()`: no architecture was found yet.")
+        x, y = _check_xy(x, y, "x, y")
+        model = self.space.build_architecture(self.best_architecture)
+        model.fit(
+            x,
+            y,
+            epochs=int(epochs),
+            batch_size=int(batch_size),
+            validation_data=validation_data,
+            verbose=verbose,
+        )
+        return model
+
+
+def sparse_ce(model):
+    """The loss of a supernet's outputs (probabilities, or logits if `from_logits`)."""
+    from_logits = bool(getattr(model, "from_logits", False))
+
+    def loss(y, out):
+        return keras.ops.mean(
+            keras.losses.sparse_categorical_crossentropy(y, out, from_logits=from_logits)
+        )
+
+    return loss
+
+
+def batch_accuracy(y, out):
+    """Mean accuracy of class scores `out` against integer labels `y` (a scalar tensor)."""
+    pred = keras.ops.cast(keras.ops.argmax(out, axis=-1), "int32")
+    return keras.ops.mean(keras.ops.cast(pred == keras.ops.cast(y, "int32"), "float32"))
