@@ -29,10 +29,27 @@ def _hyperband(objective, max_trials, epochs, seed, **kwargs):
     return oracle
 
 
+def _reinforce(objective, max_trials, epochs, seed, **kwargs):
+    from keras_nas.oracles.reinforce import ReinforceOracle
+
+    return ReinforceOracle(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+
+
+def _evolution(objective, max_trials, epochs, seed, **kwargs):
+    from keras_nas.oracles.evolution import EvolutionOracle
+
+    # The default population suits small budgets: a tenth of the trials, at least 4.
+    kwargs.setdefault("population_size", max(4, min(20, int(max_trials or 20) // 10)))
+    kwargs.setdefault("sample_size", max(2, kwargs["population_size"] // 2))
+    return EvolutionOracle(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+
+
 STRATEGIES = {
     "random": _random,
     "bayesian": _bayesian,
     "hyperband": _hyperband,
+    "reinforce": _reinforce,
+    "evolution": _evolution,
 }
 
 

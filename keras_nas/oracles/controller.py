@@ -1,0 +1,452 @@
+"""The decisions of a KerasTuner search space as discrete choices, and the LSTM controller.
+
+A strategy that proposes architectures one decision at a time (REINFORCE, evolution's
+mutations) sees every hyperparameter of the space as a finite list of options:
+
+- `Choice`: its values; `Boolean`: `[False, True]`; `Fixed`: no decision at all;
+- `Int` / `Float`: every value on the grid when it has at most `num_bins` of them, otherwise
+  `num_bins` evenly spaced quantiles of the hyperparameter's own sampling (linear, log, ...).
+
+`LSTMController` is the policy of `ReinforceOracle`: an LSTM that reads the previous
+decision and emits a distribution over the next one (Zoph & Le 2017; Pham et al. 2018).
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras_tuner.src.engine.hyperparameters import hp_types
+
+
+def decision_options(hp, num_bins=10):
+    """The finite list of values a strategy chooses from for one hyperparameter.
+
+    Args:
+        hp: a `keras_tuner` hyperparameter (`Choice`, `Boolean`, `Int`, `Float`, `Fixed`).
+        num_bins: the most options an `Int` or `Float` is cut into.
+
+    Returns:
+        A list of values, or `None` for a `Fixed` hyperparameter (nothing to decide).
+
+    Example:
+
+    ```python
+    hp = keras_tuner.HyperParameters()
+    lr = hp.Float("lr", 1e-4, 1e-1, sampling="log")
+    decision_options(hp._hps["lr"][0], num_bins=4)  # 4 log-spaced values
+    ```
+    """
+    if not isinstance(num_bins, int) or num_bins < 2:
+        raise ValueError(f"`num_bins` must be an integer >= 2, got {num_bins!r}.")
+    if isinstance(hp, hp_types.Fixed):
+        return None
+    if isinstance(hp, hp_types.Boolean):
+        return [False, True]
+    if isinstance(hp, hp_types.Choice):
+        return list(hp.values)
+    if isinstance(hp, (hp_types.Int, hp_types.Float)):
+        if hp.step is not None:
+            n_values = hp._get_n_values()
+            if n_values <= num_bins:
+                return [_plain(hp._get_value_by_index(i), hp) for i in range(n_values)]
+        options = []
+        for k in range(num_bins):
+            value = _plain(hp.prob_to_value((k + 0.5) / num_bins), hp)
+            if value not in options:
+                options.append(value)
+        return options
+    raise TypeError(
+        f"Unsupported hyperparameter type {type(hp).__name__} for `hp` {hp.name!r}."
+    )
+
+
+def _plain(value, hp):
+    if isinstance(hp, hp_types.Int):
+        return int(round(value))
+    return float(value)
+
+
+def option_index(options, value):
+    """Index of the option of `options` equal to (or, for numbers, nearest) `value`."""
+    for i, option in enumerate(options):
+        if option == value and type(option) is type(value):
+            return i
+    for i, option in enumerate(options):
+        if option == value:
+            return i
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        numeric = [
+            (abs(math.log(o) - math.log(value)) if o > 0 and value > 0 else abs(o - value), i)
+            for i, o in enumerate(options)
+            if isinstance(o, (int, float)) and not isinstance(o, bool)
+        ]
+        if numeric:
+            return min(numeric)[1]
+    raise ValueError(f"Value {value!r} is not one of the options {options!r}.")
+
+
+def space_decisions(hyperparameters, num_bins=10):
+    """The decisions of a search space: a list of `(hp, options)` in declaration order.
+
+    `Fixed` hyperparameters and those with a single option are left out.
+    """
+    decisions = []
+    for hp in hyperparameters.space:
+        options = decision_options(hp, num_bins)
+        if options is not None and len(options) > 1:
+            decisions.append((hp, options))
+    return decisions
+
+
+def complete_values(hyperparameters, values, choose):
+    """Fills in the active decisions of `values`, keeping only the active ones.
+
+    Args:
+        hyperparameters: the `keras_tuner.HyperParameters` search space.
+        values: dict of values already chosen (kept where still active).
+        choose: `fn(hp) -> value` called for an active hyperparameter with no value yet.
+
+    Returns:
+        A dict of the values of the active hyperparameters, in declaration order.
+    """
+    hps = keras_tuner_hyperparameters()
+    out = {}
+    for hp in hyperparameters.space:
+        hps.merge([hp])
+        if not hps.is_active(hp):
+            continue
+        if hp.name in values:
+            out[hp.name] = values[hp.name]
+        else:
+            out[hp.name] = choose(hp)
+        hps.values[hp.name] = out[hp.name]
+    return out
+
+
+def keras_tuner_hyperparameters():
+    import keras_tuner
+
+    return keras_tuner.HyperParameters()
+
+
+@keras.saving.register_keras_serializable(package="keras_nas")
+class LSTMController(keras.Model):
+    """An LSTM policy over a sequence of discrete decisions.
+
+    Step `t` reads an embedding of decision `t-1` (a learned start vector at `t=0`; each
+    decision has its own embedding table), advances one `LSTMCell`, and a decision-specific
+    `Dense` head gives the logits of decision `t`. Decisions may be skipped (conditional
+    hyperparameters that are inactive); the LSTM then just reads the decisions that were made.
+
+    Args:
+        num_options: list of the number of options of each decision, in order.
+        units: size of the LSTM state and of the embeddings.
+        temperature: logits are divided by it (`None`: 1).
+        tanh_constant: if set, logits become `tanh_constant * tanh(logits)` (ENAS), which
+            bounds how peaked the policy can become.
+        seed: seed of the weight initializers.
+        names: optional names of the decisions (used to keep weights when the space grows).
+
+    Example:
+
+    ```python
+    controller = LSTMController([5, 5, 5], units=32, seed=0)
+    state = controller.initial_state()
+    logits, state = controller.step(None, 0, state)
+    ```
+    """
+
+    def __init__(
+        self,
+        num_options,
+        units=32,
+        temperature=None,
+        tanh_constant=None,
+        seed=None,
+        names=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        num_options = [int(n) for n in num_options]
+        if not num_options or min(num_options) < 1:
+            raise ValueError(
+                f"`num_options` must be a non-empty list of positive integers, got {num_options!r}."
+            )
+        if not isinstance(units, int) or units < 1:
+            raise ValueError(f"`units` must be a positive integer, got {units!r}.")
+        if temperature is not None and not float(temperature) > 0:
+            raise ValueError(f"`temperature` must be > 0 or None, got {temperature!r}.")
+        if tanh_constant is not None and not float(tanh_constant) > 0:
+            raise ValueError(f"`tanh_constant` must be > 0 or None, got {tanh_constant!r}.")
+        self.num_options = num_options
+        self.units = units
+        self.temperature = None if temperature is None else float(temperature)
+        self.tanh_constant = None if tanh_constant is None else float(tanh_constant)
+        self.seed = seed
+        self.names = list(names) if names is not None else [f"d{i}" for i in range(len(num_options))]
+        if len(self.names) != len(num_options):
+            raise ValueError("`names` must have one entry per decision of `num_options`.")
+        base = 0 if seed is None else int(seed) * 1000
+
+        def init(k, uniform=0.1):
+            return keras.initializers.RandomUniform(-uniform, uniform, seed=None if seed is None else base + k)
+
+        self.start = self.add_weight(
+            shape=(1, units), initializer=init(0), name="start", trainable=True
+        )
+        self.cell = keras.layers.LSTMCell(
+            units,
+            kernel_initializer=init(1),
+            recurrent_initializer=init(2),
+            name="lstm_cell",
+        )
+        self.embeddings = [
+            keras.layers.Embedding(n, units, embeddings_initializer=init(10 + 2 * i), name=f"embed_{i}")
+            for i, n in enumerate(num_options)
+        ]
+        self.heads = [
+            keras.layers.Dense(n, kernel_initializer=init(11 + 2 * i), name=f"head_{i}")
+            for i, n in enumerate(num_options)
+        ]
+        self.cell.build((None, units))
+        for layer in self.embeddings:
+            layer.build((None,))
+        for layer in self.heads:
+            layer.build((None, units))
+        self.built = True
+
+    def initial_state(self):
+        """The LSTM state before the first decision."""
+        zeros = keras.ops.zeros((1, self.units))
+        return [zeros, zeros]
+
+    def step(self, previous, index, state, temperature=None):
+        """Logits of decision `index` given the previous decision.
+
+        Args:
+            previous: `None` at the first step, else `(decision_index, option_index)` of the
+                decision made just before.
+            index: which decision the logits are for.
+            state: the LSTM state (from `initial_state()` or the previous `step`).
+            temperature: overrides the controller's temperature for this step.
+
+        Returns:
+            `(logits, state)`: a tensor of shape `(num_options[index],)` and the new state.
+        """
+        if previous is None:
+            x = self.start
+        else:
+            d, o = previous
+            if not hasattr(o, "shape"):
+                o = keras.ops.convert_to_tensor([int(o)], dtype="int32")
+            else:
+                o = keras.ops.reshape(o, (1,))
+            x = self.embeddings[d](o)
+        out, state = self.cell(x, state)
+        logits = self.heads[index](out)[0]
+        temperature = self.temperature if temperature is None else temperature
+        if temperature is not None:
+            logits = logits / temperature
+        if self.tanh_constant is not None:
+            logits = self.tanh_constant * keras.ops.tanh(logits)
+        return logits, state
+
+    def log_prob(self, sequence):
+        """Log-probability and entropy of a sequence of `(decision_index, option_index)`.
+
+        Returns two scalar tensors (differentiable with respect to the weights).
+        """
+        state = self.initial_state()
+        previous = None
+        total_log_prob = 0.0
+        total_entropy = 0.0
+        for d, o in sequence:
+            logits, state = self.step(previous, d, state)
+            log_p = keras.ops.log_softmax(logits)
+            total_log_prob = total_log_prob + keras.ops.take(log_p, o)
+            total_entropy = total_entropy - keras.ops.sum(keras.ops.exp(log_p) * log_p)
+            previous = (d, o)
+        return total_log_prob, total_entropy
+
+    def probabilities(self, sequence):
+        """Probability of each decision of `sequence` under the current policy (numpy)."""
+        state = self.initial_state()
+        previous = None
+        probs = []
+        for d, o in sequence:
+            logits, state = self.step(previous, d, state)
+            p = _softmax(keras.ops.convert_to_numpy(logits))
+            probs.append(float(p[int(o)]))
+            previous = (d, o)
+        return probs
+
+    def numpy_policy(self):
+        """A copy of the current policy in numpy, for fast sampling (same maths as `step`)."""
+        return NumpyPolicy(self)
+
+    def train_step_fn(self, optimizer):
+        """A compiled function `(sequences, advantages, entropy_weight) -> loss` that applies one
+        REINFORCE step with `optimizer`; `sequences` is a list of tuples of
+        `(decision_index, option_index)`. Functions are cached per batch structure.
+        """
+        import tensorflow as tf
+
+        variables = self.trainable_variables
+        cache = {}
+
+        def run(sequences, advantages, entropy_weight):
+            key = tuple(tuple(d for d, _ in seq) for seq in sequences)
+            if key not in cache:
+
+                def compiled(options, advantages, entropy_weight, key=key):
+                    with tf.GradientTape() as tape:
+                        loss = 0.0
+                        for b, decisions in enumerate(key):
+                            log_prob, entropy = self.log_prob(
+                                [(d, options[b][t]) for t, d in enumerate(decisions)]
+                            )
+                            loss = loss - advantages[b] * log_prob - entropy_weight * entropy
+                        loss = loss / len(key)
+                    grads = tape.gradient(loss, variables)
+                    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+                    optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+                    return loss
+
+                cache[key] = tf.function(compiled)
+            options = [
+                tf.constant([o for _, o in seq] or [0], dtype="int32") for seq in sequences
+            ]
+            return cache[key](
+                options,
+                tf.constant(advantages, dtype="float32"),
+                tf.constant(entropy_weight, dtype="float32"),
+            )
+
+        return run
+
+    def call(self, inputs):
+        """Runs the whole sequence `inputs` (int tensor `(len,)` of option indices)."""
+        state = self.initial_state()
+        previous = None
+        outputs = []
+        for d in range(len(self.num_options)):
+            logits, state = self.step(previous, d, state)
+            outputs.append(logits)
+            previous = (d, inputs[d])
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_options": list(self.num_options),
+                "units": self.units,
+                "temperature": self.temperature,
+                "tanh_constant": self.tanh_constant,
+                "seed": self.seed,
+                "names": list(self.names),
+            }
+        )
+        return config
+
+
+def _softmax(logits):
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max()
+    e = np.exp(z)
+    return e / e.sum()
+
+
+def trial_reward(oracle, trial, reward_fn=None):
+    """The reward of a completed trial: larger is better.
+
+    `reward_fn(trial) -> float` when given, else the trial's score, negated when the
+    oracle's objective is minimized. Returns `None` when the reward is not a finite number.
+    """
+    if reward_fn is not None:
+        value = reward_fn(trial)
+    else:
+        value = trial.score
+        if value is not None and oracle.objective.direction == "min":
+            value = -value
+    if value is None:
+        return None
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    return value
+
+
+def rng_state_to_json(rng):
+    """A numpy `Generator`'s state as JSON (its big integers as decimal strings)."""
+    state = rng.bit_generator.state
+    return {
+        "bit_generator": state["bit_generator"],
+        "state": {k: str(v) for k, v in state["state"].items()},
+        "has_uint32": int(state["has_uint32"]),
+        "uinteger": int(state["uinteger"]),
+    }
+
+
+def rng_from_json(state):
+    """The numpy `Generator` saved by `rng_state_to_json`."""
+    rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
+    rng.bit_generator.state = {
+        "bit_generator": state["bit_generator"],
+        "state": {k: int(v) for k, v in state["state"].items()},
+        "has_uint32": int(state["has_uint32"]),
+        "uinteger": int(state["uinteger"]),
+    }
+    return rng
+
+
+class NumpyPolicy:
+    """A frozen numpy copy of an `LSTMController`: `step` computes the same logits.
+
+    Sampling a trial takes one pass of a few tiny matrix products; doing it in numpy keeps a
+    proposal far below a millisecond, while learning stays in Keras/TensorFlow.
+    """
+
+    def __init__(self, controller):
+        self.units = controller.units
+        self.temperature = controller.temperature
+        self.tanh_constant = controller.tanh_constant
+        self.start = np.asarray(controller.start, dtype=np.float64)
+        kernel, recurrent, bias = controller.cell.get_weights()
+        self.kernel = kernel.astype(np.float64)
+        self.recurrent = recurrent.astype(np.float64)
+        self.bias = bias.astype(np.float64)
+        self.embeddings = [np.asarray(e.get_weights()[0], np.float64) for e in controller.embeddings]
+        self.heads = [[np.asarray(w, np.float64) for w in h.get_weights()] for h in controller.heads]
+
+    def initial_state(self):
+        zeros = np.zeros((1, self.units))
+        return [zeros, zeros]
+
+    def step(self, previous, index, state, temperature=None):
+        """Same as `LSTMController.step`, returning numpy logits."""
+        if previous is None:
+            x = self.start
+        else:
+            d, o = previous
+            x = self.embeddings[d][int(o)][None, :]
+        h, c = state
+        z = x @ self.kernel + h @ self.recurrent + self.bias
+        u = self.units
+        i = _sigmoid(z[:, :u])
+        f = _sigmoid(z[:, u : 2 * u])
+        c = f * c + i * np.tanh(z[:, 2 * u : 3 * u])
+        o = _sigmoid(z[:, 3 * u :])
+        h = o * np.tanh(c)
+        kernel, bias = self.heads[index]
+        logits = (h @ kernel + bias)[0]
+        temperature = self.temperature if temperature is None else temperature
+        if temperature is not None:
+            logits = logits / temperature
+        if self.tanh_constant is not None:
+            logits = self.tanh_constant * np.tanh(logits)
+        return logits, [h, c]
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))

@@ -1,0 +1,217 @@
+"""Regularized (aging) evolution as a KerasTuner oracle (Real et al. 2019)."""
+
+import keras_tuner
+import numpy as np
+from keras_tuner.src.engine import trial as trial_module
+
+from keras_nas.oracles.controller import option_index
+from keras_nas.oracles.controller import rng_from_json
+from keras_nas.oracles.controller import rng_state_to_json
+from keras_nas.oracles.controller import space_decisions
+from keras_nas.oracles.controller import trial_reward
+
+_COMPLETED = trial_module.TrialStatus.COMPLETED
+_RUNNING = trial_module.TrialStatus.RUNNING
+
+
+class EvolutionOracle(keras_tuner.Oracle):
+    """Regularized evolution: tournament selection, one-decision mutation, oldest dies.
+
+    The first `population_size` trials are random. After that, each new trial samples
+    `sample_size` members of the population at random, takes the one with the best reward
+    (the objective, negated when it is minimized, or `reward_fn(trial)`) as parent, and
+    changes one of its decisions (a `Choice`, `Boolean`, or a discretized `Int` / `Float`)
+    to a different value; conditional hyperparameters that become active get random values,
+    those that become inactive are dropped. A child identical to an architecture already
+    tried is mutated again (a random walk away from the parent, up to `max_mutations`
+    steps), so a query is spent on a repeat only when no new architecture turns up. A
+    completed trial joins the population and the oldest member leaves it (aging), once and
+    only once per trial, also across a reload. Failed and invalid trials never join.
+
+    Args:
+        objective: as for `keras_tuner.Oracle`; its direction is respected.
+        max_trials: the most trials to run.
+        population_size: size of the population (and of the random start).
+        sample_size: members drawn for each tournament (at most `population_size`).
+        seed: random seed.
+        hyperparameters: optional `keras_tuner.HyperParameters` declaring the space up front.
+        num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
+        reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
+        max_mutations: mutation steps tried to reach an unseen architecture.
+        allow_new_entries, tune_new_entries, max_retries_per_trial,
+        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+
+    Example:
+
+    ```python
+    oracle = EvolutionOracle(objective="val_accuracy", max_trials=50,
+                             population_size=10, sample_size=3, seed=0)
+    tuner = keras_tuner.RandomSearch(hypermodel, max_trials=50)  # any Tuner: `oracle=oracle`
+    ```
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        max_trials=10,
+        population_size=20,
+        sample_size=5,
+        seed=None,
+        hyperparameters=None,
+        num_bins=10,
+        reward_fn=None,
+        max_mutations=20,
+        allow_new_entries=True,
+        tune_new_entries=True,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=3,
+    ):
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        if seed is not None:
+            if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+                raise TypeError(f"`seed` must be an integer or None, got {seed!r}.")
+            self.seed = int(seed)
+            self._seed_state = self.seed
+        if not isinstance(population_size, int) or population_size < 1:
+            raise ValueError(
+                f"`population_size` must be a positive integer, got {population_size!r}."
+            )
+        if not isinstance(sample_size, int) or not 1 <= sample_size <= population_size:
+            raise ValueError(
+                "`sample_size` must be an integer in [1, population_size="
+                f"{population_size}], got {sample_size!r}."
+            )
+        if not isinstance(num_bins, int) or num_bins < 2:
+            raise ValueError(f"`num_bins` must be an integer >= 2, got {num_bins!r}.")
+        if reward_fn is not None and not callable(reward_fn):
+            raise TypeError(f"`reward_fn` must be callable or None, got {reward_fn!r}.")
+        if not isinstance(max_mutations, int) or max_mutations < 1:
+            raise ValueError(f"`max_mutations` must be a positive integer, got {max_mutations!r}.")
+        self.population_size = population_size
+        self.sample_size = sample_size
+        self.num_bins = num_bins
+        self.reward_fn = reward_fn
+        self.max_mutations = max_mutations
+
+        self._rng = np.random.default_rng(self.seed)
+        self.population = []  # trial ids, oldest first
+        self._rewards = {}  # trial id -> reward of every trial that joined
+        self._origin = {}  # trial id -> parent trial id, or None for a random trial
+
+    # -- proposals -----------------------------------------------------------------------
+    def populate_space(self, trial_id):
+        random_started = sum(1 for parent in self._origin.values() if parent is None)
+        if self.population and random_started >= self.population_size:
+            parent = self._select_parent()
+            values = self._mutate_until_new(self.trials[parent].hyperparameters.values)
+            if values is not None:
+                self._origin[trial_id] = parent
+                return {"status": _RUNNING, "values": values}
+        values = self._random_values()
+        if values is None:
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        self._origin[trial_id] = None
+        return {"status": _RUNNING, "values": values}
+
+    def _select_parent(self):
+        k = min(self.sample_size, len(self.population))
+        picks = self._rng.choice(len(self.population), size=k, replace=False)
+        candidates = [self.population[int(i)] for i in sorted(picks)]
+        return max(candidates, key=lambda tid: self._rewards[tid])
+
+    def mutate(self, values):
+        """`values` with one decision changed to a different option (None if none can change)."""
+        decisions = space_decisions(self.hyperparameters, self.num_bins)
+        active = [(hp, options) for hp, options in decisions if hp.name in values]
+        if not active:
+            return None
+        hp, options = active[int(self._rng.integers(len(active)))]
+        current = option_index(options, values[hp.name])
+        others = [i for i in range(len(options)) if i != current]
+        child = dict(values)
+        child[hp.name] = options[others[int(self._rng.integers(len(others)))]]
+        return self._complete(child)
+
+    def _complete(self, values):
+        """Keeps the active values and draws the newly active conditional ones."""
+        hps = keras_tuner.HyperParameters()
+        out = {}
+        for hp in self.hyperparameters.space:
+            hps.merge([hp])
+            if not hps.is_active(hp):
+                continue
+            if hp.name in values:
+                out[hp.name] = values[hp.name]
+            else:
+                out[hp.name] = hp.random_sample(int(self._rng.integers(2**31 - 1)))
+            hps.values[hp.name] = out[hp.name]
+        return out
+
+    def _mutate_until_new(self, parent_values):
+        child = dict(parent_values)
+        for _ in range(self.max_mutations):
+            child = self.mutate(child)
+            if child is None:
+                return None
+            if not self._duplicate(child):
+                return child
+        return child
+
+    # -- results -------------------------------------------------------------------------
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        self._defer_save = True
+        try:
+            super().end_trial(trial)
+        finally:
+            self._defer_save = False
+        self._join(self.trials[trial.trial_id])
+        self.save()
+
+    def save(self):
+        if not getattr(self, "_defer_save", False):
+            super().save()
+
+    def _join(self, trial):
+        tid = trial.trial_id
+        if trial.status != _COMPLETED or tid in self._rewards:
+            return False
+        reward = trial_reward(self, trial, self.reward_fn)
+        if reward is None:
+            return False
+        self._rewards[tid] = reward
+        self.population.append(tid)
+        while len(self.population) > self.population_size:
+            self.population.pop(0)
+        return True
+
+    def get_state(self):
+        state = super().get_state()
+        state["evolution"] = {
+            "population": list(self.population),
+            "rewards": {k: float(v) for k, v in self._rewards.items()},
+            "origin": dict(self._origin),
+            "rng": rng_state_to_json(self._rng),
+        }
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        s = state["evolution"]
+        self.population = list(s["population"])
+        self._rewards = dict(s["rewards"])
+        self._origin = dict(s["origin"])
+        self._rng = rng_from_json(s["rng"])
+        # Trials completed after the last save join now (once), in the order they ended.
+        for tid in self.end_order:
+            if tid in self.trials:
+                self._join(self.trials[tid])

@@ -1,0 +1,357 @@
+"""REINFORCE with an LSTM controller as a KerasTuner oracle (Zoph & Le 2017, ENAS)."""
+
+import keras
+import keras_tuner
+import numpy as np
+from keras_tuner.src.engine import trial as trial_module
+
+from keras_nas.oracles.controller import LSTMController
+from keras_nas.oracles.controller import _softmax
+from keras_nas.oracles.controller import option_index
+from keras_nas.oracles.controller import rng_from_json
+from keras_nas.oracles.controller import rng_state_to_json
+from keras_nas.oracles.controller import space_decisions
+from keras_nas.oracles.controller import trial_reward
+
+_COMPLETED = trial_module.TrialStatus.COMPLETED
+
+
+class ReinforceOracle(keras_tuner.Oracle):
+    """A policy-gradient search: an LSTM controller samples, REINFORCE trains it.
+
+    For every new trial the controller (`LSTMController`, a small Keras LSTM) emits one
+    decision per active hyperparameter of the space, in declaration order: `Choice` and
+    `Boolean` directly, `Int` and `Float` through `num_bins` discrete values; inactive
+    conditional hyperparameters are neither sampled nor learned. Each completed trial gives
+    a reward (the objective, negated when it is minimized, or `reward_fn(trial)`); after every
+    `batch_size` rewards the controller takes one Adam step on
+
+        loss = -mean((reward - baseline) * log p(architecture)) - entropy_weight * mean(entropy)
+
+    with `baseline` a moving average of the rewards. A sample that repeats an architecture
+    already tried is redrawn (up to `max_collisions` times, each time at a higher temperature,
+    then uniformly at random), so every trial the oracle proposes is a new architecture; the
+    search stops early only if the space is exhausted.
+
+    The whole state (controller weights, Adam moments, baseline, random generator, which
+    trials were learned from) is JSON in `get_state()`, so a reloaded search continues the
+    same policy and never learns from a trial twice. The controller needs the TensorFlow
+    backend of Keras (it differentiates with `tf.GradientTape`).
+
+    Args:
+        objective: as for `keras_tuner.Oracle`; its direction is respected.
+        max_trials: the most trials to run.
+        seed: seed of the controller's initial weights and of the sampling.
+        hyperparameters: optional `keras_tuner.HyperParameters` declaring the space up front.
+        learning_rate: Adam learning rate of the controller.
+        batch_size: completed trials per controller update.
+        baseline_decay: decay of the moving-average reward baseline.
+        entropy_weight: weight of the entropy bonus.
+        temperature: sampling temperature of the logits (`None`: 1).
+        tanh_constant: if set, logits are squashed to `tanh_constant * tanh(logits)`.
+        units: size of the LSTM.
+        num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
+        reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
+        max_collisions: redraws of a duplicate sample before falling back to random.
+        allow_new_entries, tune_new_entries, max_retries_per_trial,
+        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+
+    Example:
+
+    ```python
+    oracle = ReinforceOracle(objective="val_accuracy", max_trials=20, seed=1)
+    tuner = keras_tuner.RandomSearch(...)  # or any Tuner: pass `oracle=oracle`
+    ```
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        max_trials=10,
+        seed=None,
+        hyperparameters=None,
+        learning_rate=0.05,
+        batch_size=1,
+        baseline_decay=0.9,
+        entropy_weight=1e-4,
+        temperature=None,
+        tanh_constant=None,
+        units=32,
+        num_bins=10,
+        reward_fn=None,
+        max_collisions=20,
+        allow_new_entries=True,
+        tune_new_entries=True,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=3,
+    ):
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        if seed is not None:
+            if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+                raise TypeError(f"`seed` must be an integer or None, got {seed!r}.")
+            self.seed = int(seed)
+            self._seed_state = self.seed
+        _check_positive("learning_rate", learning_rate)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        if not 0 <= float(baseline_decay) < 1:
+            raise ValueError(f"`baseline_decay` must be in [0, 1), got {baseline_decay!r}.")
+        if not float(entropy_weight) >= 0:
+            raise ValueError(f"`entropy_weight` must be >= 0, got {entropy_weight!r}.")
+        if temperature is not None:
+            _check_positive("temperature", temperature)
+        if tanh_constant is not None:
+            _check_positive("tanh_constant", tanh_constant)
+        if not isinstance(units, int) or units < 1:
+            raise ValueError(f"`units` must be a positive integer, got {units!r}.")
+        if not isinstance(num_bins, int) or num_bins < 2:
+            raise ValueError(f"`num_bins` must be an integer >= 2, got {num_bins!r}.")
+        if reward_fn is not None and not callable(reward_fn):
+            raise TypeError(f"`reward_fn` must be callable or None, got {reward_fn!r}.")
+        if not isinstance(max_collisions, int) or max_collisions < 0:
+            raise ValueError(
+                f"`max_collisions` must be a non-negative integer, got {max_collisions!r}."
+            )
+        self.learning_rate = float(learning_rate)
+        self.batch_size = batch_size
+        self.baseline_decay = float(baseline_decay)
+        self.entropy_weight = float(entropy_weight)
+        self.temperature = None if temperature is None else float(temperature)
+        self.tanh_constant = None if tanh_constant is None else float(tanh_constant)
+        self.units = units
+        self.num_bins = num_bins
+        self.reward_fn = reward_fn
+        self.max_collisions = max_collisions
+
+        self._rng = np.random.default_rng(self.seed)
+        self._controller = None
+        self._optimizer = None
+        self._decisions = []
+        self._signature = []
+        self.baseline = None
+        self.updates = 0
+        self._learned = set()
+        self._pending = []
+        self._rewards = {}
+
+    # -- the controller ---------------------------------------------------------------
+    def _current_decisions(self):
+        decisions = space_decisions(self.hyperparameters, self.num_bins)
+        return decisions, [[hp.name, len(options)] for hp, options in decisions]
+
+    def _ensure_controller(self):
+        decisions, signature = self._current_decisions()
+        if self._controller is not None and signature == self._signature:
+            return
+        if not signature:
+            self._decisions, self._signature = decisions, signature
+            return
+        old, old_signature = self._controller, self._signature
+        controller = LSTMController(
+            [n for _, n in signature],
+            units=self.units,
+            temperature=self.temperature,
+            tanh_constant=self.tanh_constant,
+            seed=self.seed,
+            names=[name for name, _ in signature],
+        )
+        if old is not None:
+            # The space grew: keep the LSTM and every decision that is still the same.
+            controller.start.assign(old.start)
+            controller.cell.set_weights(old.cell.get_weights())
+            for i, entry in enumerate(signature):
+                if entry in old_signature:
+                    j = old_signature.index(entry)
+                    controller.embeddings[i].set_weights(old.embeddings[j].get_weights())
+                    controller.heads[i].set_weights(old.heads[j].get_weights())
+        self._controller = controller
+        self._decisions, self._signature = decisions, signature
+        self._optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate)
+        self._optimizer.build(controller.trainable_variables)
+        self._train_step = controller.train_step_fn(self._optimizer)
+
+    @property
+    def controller(self):
+        """The `LSTMController` (built on the first trial, once the space is known)."""
+        self._ensure_controller()
+        return self._controller
+
+    def _sample(self, temperature):
+        """Samples the active decisions from the controller; returns a dict of values."""
+        index = {hp.name: i for i, (hp, _) in enumerate(self._decisions)}
+        hps = keras_tuner.HyperParameters()
+        values = {}
+        policy = self._controller.numpy_policy() if self._controller is not None else None
+        state = policy.initial_state() if policy is not None else None
+        previous = None
+        for hp in self.hyperparameters.space:
+            hps.merge([hp])
+            if not hps.is_active(hp):
+                continue
+            i = index.get(hp.name)
+            if i is None:
+                value = hp.default
+            else:
+                logits, state = policy.step(previous, i, state, temperature)
+                p = _softmax(logits)
+                o = int(self._rng.choice(len(p), p=p))
+                value = self._decisions[i][1][o]
+                previous = (i, o)
+            hps.values[hp.name] = value
+            values[hp.name] = value
+        return values
+
+    def sequence_of(self, values):
+        """The `(decision_index, option_index)` sequence of a dict of values."""
+        self._ensure_controller()
+        sequence = []
+        for i, (hp, options) in enumerate(self._decisions):
+            if hp.name in values:
+                sequence.append((i, option_index(options, values[hp.name])))
+        return sequence
+
+    def probability(self, values):
+        """Probability that the controller samples exactly `values` (its active decisions)."""
+        self._ensure_controller()
+        if self._controller is None:
+            return 1.0
+        return float(np.prod(self._controller.probabilities(self.sequence_of(values))))
+
+    # -- the Oracle interface -----------------------------------------------------------
+    def populate_space(self, trial_id):
+        self._ensure_controller()
+        base_temperature = 1.0 if self.temperature is None else self.temperature
+        for attempt in range(self.max_collisions + 1):
+            # Each redraw of a duplicate is a little hotter, so a peaked policy still moves.
+            values = self._sample(base_temperature * (1.0 + 0.25 * attempt))
+            if not self._duplicate(values):
+                return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+        values = self._random_values()
+        if values is None:
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        # The base class saves the oracle; save once, after learning, instead.
+        self._defer_save = True
+        try:
+            super().end_trial(trial)
+        finally:
+            self._defer_save = False
+        trial = self.trials[trial.trial_id]
+        if self._collect(trial) and len(self._pending) >= self.batch_size:
+            self._learn()
+        self.save()
+
+    def save(self):
+        if not getattr(self, "_defer_save", False):
+            super().save()
+
+    def _collect(self, trial):
+        """Queues a completed trial's reward for learning (once); True if it was new."""
+        tid = trial.trial_id
+        if trial.status != _COMPLETED or tid in self._learned or tid in self._pending:
+            return False
+        reward = trial_reward(self, trial, self.reward_fn)
+        if reward is None:
+            return False
+        self._pending.append(tid)
+        self._rewards[tid] = reward
+        return True
+
+    def _learn(self):
+        """One REINFORCE step on the queued trials."""
+        if keras.backend.backend() != "tensorflow":
+            raise RuntimeError(
+                "ReinforceOracle trains its controller with TensorFlow: set KERAS_BACKEND="
+                f"'tensorflow' (the backend is {keras.backend.backend()!r})."
+            )
+        self._ensure_controller()
+        batch = list(self._pending)
+        self._pending = []
+        rewards = [self._rewards[tid] for tid in batch]
+        if self.baseline is None:
+            self.baseline = float(np.mean(rewards))
+        advantages = [r - self.baseline for r in rewards]
+        sequences = [self.sequence_of(self.trials[tid].hyperparameters.values) for tid in batch]
+        if self._controller is not None and any(sequences):
+            # A compiled tf.GradientTape step: REINFORCE loss, gradient, one Adam update.
+            self._train_step(sequences, advantages, self.entropy_weight)
+            self.updates += 1
+        self.baseline = float(
+            self.baseline_decay * self.baseline + (1 - self.baseline_decay) * np.mean(rewards)
+        )
+        self._learned.update(batch)
+
+    @property
+    def learned_trial_ids(self):
+        """Ids of the trials the controller has been trained on, sorted."""
+        return sorted(self._learned)
+
+    def get_state(self):
+        state = super().get_state()
+        controller = None
+        if self._controller is not None:
+            controller = {
+                "signature": self._signature,
+                "weights": [np.asarray(w).tolist() for w in self._controller.get_weights()],
+                "optimizer": [
+                    keras.ops.convert_to_numpy(v).tolist() for v in self._optimizer.variables
+                ],
+            }
+        state["reinforce"] = {
+            "controller": controller,
+            "baseline": self.baseline,
+            "updates": int(self.updates),
+            "rng": rng_state_to_json(self._rng),
+            "learned": sorted(self._learned),
+            "pending": list(self._pending),
+            "rewards": {k: float(v) for k, v in self._rewards.items()},
+        }
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        s = state["reinforce"]
+        self._controller = None
+        self._signature = []
+        saved = s["controller"]
+        if saved is not None:
+            self._ensure_controller()
+            if self._signature != saved["signature"]:
+                raise ValueError(
+                    "The saved controller was made for the decisions "
+                    f"{saved['signature']}, but the space now has {self._signature}."
+                )
+            self._controller.set_weights([np.asarray(w, dtype="float32") for w in saved["weights"]])
+            for variable, value in zip(self._optimizer.variables, saved["optimizer"]):
+                variable.assign(np.asarray(value, dtype=variable.dtype))
+        self.baseline = s["baseline"]
+        self.updates = int(s["updates"])
+        self._rng = rng_from_json(s["rng"])
+        self._learned = set(s["learned"])
+        self._pending = list(s["pending"])
+        self._rewards = dict(s["rewards"])
+        # A trial completed after the last save (a crash in between) is learned on the next
+        # update, and only once.
+        for tid in sorted(self.trials):
+            self._collect(self.trials[tid])
+
+
+def _check_positive(name, value):
+    try:
+        ok = float(value) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"`{name}` must be a positive number, got {value!r}.")
