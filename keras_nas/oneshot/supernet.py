@@ -223,13 +223,17 @@ class NASBench201Supernet(Supernet):
             raise ValueError(f"{type(space).__name__} does not declare the 6 NAS-Bench-201 edges.")
         c = int(space.channels)
         n = int(space.cells_per_stage)
+        self.space = space
         self.order = [self.edge_index[e] for e in EDGES_201]
-        self.stem = build_201_stem(space)
+        self.stem, size = build_201_stem(space)
         self.stages = []
         self.reductions = []
         for stage, width in enumerate((c, 2 * c, 4 * c)):
             if stage > 0:
-                self.reductions.append(build_201_reduction(space, width))
+                # As NASBench201Space: a 1-pixel map is not reduced further.
+                stride = 2 if size >= 2 else 1
+                self.reductions.append(build_201_reduction(space, width, stride))
+                size = -(-size // stride)
             cells = []
             for _ in range(n):
                 # One MixedOp per edge, in EDGES_201 order.
@@ -242,6 +246,36 @@ class NASBench201Supernet(Supernet):
             self.stages.append(cells)
         self.head = build_201_head(space)
         self.build((None,) + self.space_input_shape)
+
+    def to_standalone(self, path):
+        """The stand-alone network of `path` (built by the space) with this supernet's weights.
+
+        Every weight of the returned model (uncompiled, as `space.build_values`) is copied
+        from the supernet: stem, reduction blocks, head, and on each edge the weights of the
+        op the path chose.
+        """
+        path = [int(i) for i in path]
+        values = self.values_of(path)
+        model = self.space.build_values(values)
+        by_name = {layer.name: layer for layer in model.layers}
+        stem_layers = []
+        for layer in model.layers[1:]:
+            if layer.name.startswith(("reduction_", "stage_")):
+                break
+            stem_layers.append(layer)
+        stem_weights = [w for layer in stem_layers for w in layer.weights]
+        _copy(self.stem.weights, stem_weights, "stem")
+        for r, block in enumerate(self.reductions, start=1):
+            _copy(block.weights, by_name[f"reduction_{r}"].weights, f"reduction_{r}")
+        for stage, cells in enumerate(self.stages):
+            for n, cell in enumerate(cells):
+                target = by_name[f"stage_{stage}_cell_{n}"]
+                for k, layer in zip(target._active, target.edge_layers):
+                    chosen = cell[k].candidates[path[self.order[k]]]
+                    _copy(chosen.weights, layer.weights, f"stage_{stage}_cell_{n} edge {k}")
+        head = [w for name in ("head_bn", "classifier") for w in by_name[name].weights]
+        _copy(self.head.weights, head, "head")
+        return model
 
     def build(self, input_shape):
         x = keras.KerasTensor(tuple(input_shape))
@@ -272,14 +306,28 @@ class NASBench201Supernet(Supernet):
 
 
 def build_201_stem(space):
+    """The space's stem as a functional sub-model, and the spatial size after it."""
     from keras_nas.layers._utils import batch_norm
+    from keras_nas.spaces.base import stem_downsampling
 
-    return keras.Sequential(
-        [
-            keras.layers.Conv2D(space.channels, 3, padding="same", use_bias=False),
-            batch_norm(),
-        ]
-    )
+    h, w, _ = space.input_shape
+    inputs = keras.Input(space.input_shape)
+    x, size = stem_downsampling(inputs, min(h, w), space.channels)
+    x = keras.layers.Conv2D(space.channels, 3, padding="same", use_bias=False)(x)
+    x = batch_norm()(x)
+    return keras.Model(inputs, x, name="stem"), size
+
+
+def _copy(source, target, where):
+    if len(source) != len(target):
+        raise ValueError(
+            f"Supernet and stand-alone network differ at {where}: "
+            f"{len(source)} weights against {len(target)}."
+        )
+    for s, t in zip(source, target):
+        if tuple(s.shape) != tuple(t.shape):
+            raise ValueError(f"Weight shapes differ at {where}: {s.shape} against {t.shape}.")
+        t.assign(s)
 
 
 def build_201_head(space):
@@ -295,10 +343,10 @@ def build_201_head(space):
     )
 
 
-def build_201_reduction(space, width):
+def build_201_reduction(space, width, stride=2):
     from keras_nas.layers.cell import ResNetBasicBlock
 
-    return ResNetBasicBlock(width, stride=2)
+    return ResNetBasicBlock(width, stride=stride)
 
 
 # -- building and utilities ------------------------------------------------------------------
