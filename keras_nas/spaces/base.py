@@ -102,19 +102,36 @@ class Space(keras_tuner.HyperModel):
 
     # -- given --------------------------------------------------------------------------
     def values_of(self, hp):
-        """The architecture decisions `hp` holds (active ones), as a dict."""
-        return {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+        """The architecture decisions `hp` holds, as a dict: only the active ones.
+
+        KerasTuner keeps the values of conditional hyperparameters whose condition does not
+        hold in `hp.values`; they are left out here, as are KerasTuner's own `tuner/...`
+        entries.
+        """
+        if not hp.space:
+            return {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+        return {
+            p.name: hp.values[p.name]
+            for p in hp.space
+            if p.name in hp.values and not p.name.startswith("tuner/") and hp.is_active(p)
+        }
 
     def architecture_of(self, hp):
         """The architecture string of the decisions held by `hp`."""
         return self.encode(self.values_of(hp))
 
     def compile_model(self, model):
-        """Compiles `model` for integer-label classification (Adam, cross-entropy, accuracy)."""
+        """Compiles `model` for integer-label classification (Adam, cross-entropy, accuracy).
+
+        XLA is off (`jit_compile=False`): on CPU, compiling each candidate with XLA costs
+        10-30 s per model for these small networks and gives no steady-state speed-up, which
+        would dominate the time of a search that builds a new model per trial.
+        """
         model.compile(
             optimizer=keras.optimizers.Adam(self.learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
+            jit_compile=False,
         )
         return model
 
@@ -147,3 +164,33 @@ class Space(keras_tuner.HyperModel):
             self.declare(fresh)
             hp = fresh
         return self.encode(self.values_of(hp))
+
+
+def downsampling_steps(size, max_size=32):
+    """How many stride-2 halvings (rounding up) bring `size` to at most `max_size`.
+
+    Example: `downsampling_steps(224) == 3` (224 -> 112 -> 56 -> 28); `downsampling_steps(32) == 0`.
+    """
+    steps = 0
+    while size > max_size:
+        size = -(-size // 2)
+        steps += 1
+    return steps
+
+
+def stem_downsampling(x, size, channels, max_size=32):
+    """Halves `x` with stride-2 3x3 conv-BN-ReLU layers until its shorter side is <= max_size.
+
+    Used by the cell spaces so large inputs (224x224) run their cells at CIFAR resolution
+    while inputs up to 32 pixels go through unchanged. Returns `(x, new_size)`.
+    """
+    from keras_nas.layers._utils import batch_norm
+
+    for step in range(downsampling_steps(size, max_size)):
+        x = keras.layers.Conv2D(
+            channels, 3, strides=2, padding="same", use_bias=False, name=f"downsample_{step}_conv"
+        )(x)
+        x = batch_norm(name=f"downsample_{step}_bn")(x)
+        x = keras.layers.ReLU(name=f"downsample_{step}_relu")(x)
+        size = -(-size // 2)
+    return x, size

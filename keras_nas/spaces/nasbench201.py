@@ -1,0 +1,188 @@
+"""The NAS-Bench-201 search space (Dong & Yang, ICLR 2020)."""
+
+import itertools
+
+import keras
+
+from keras_nas.layers import Cell, ResNetBasicBlock, cell_edges
+from keras_nas.layers._utils import batch_norm, check_positive_int
+from keras_nas.spaces.base import Space, stem_downsampling
+
+NASBENCH201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+"""The five candidate ops of NAS-Bench-201, in the benchmark's order."""
+
+EDGES = cell_edges(4)
+"""The six edges `(i, j)` of the cell, in hyperparameter order."""
+
+EDGE_NAMES = [f"edge_{i}_{j}" for i, j in EDGES]
+"""Hyperparameter names: `edge_0_1, edge_0_2, edge_1_2, edge_0_3, edge_1_3, edge_2_3`."""
+
+
+def _arch_str(ops_by_edge):
+    nodes = []
+    for j in range(1, 4):
+        entries = [f"{ops_by_edge[(i, j)]}~{i}" for i in range(j)]
+        nodes.append("|" + "|".join(entries) + "|")
+    return "+".join(nodes)
+
+
+def all_architectures():
+    """Yields the arch_str of all 15,625 NAS-Bench-201 cells (5 ops on 6 edges).
+
+    Example: `len(list(all_architectures())) == 15625`.
+    """
+    for choice in itertools.product(NASBENCH201_OPS, repeat=len(EDGES)):
+        yield _arch_str(dict(zip(EDGES, choice)))
+
+
+class NASBench201Space(Space):
+    """The NAS-Bench-201 network, with the cell searched on its six edges.
+
+    Network (as in the benchmark, with `channels=16, cells_per_stage=5` on 32x32 inputs):
+    stem 3x3 conv to `C` + BN; stage 1: N cells at `C`; residual reduction block
+    (`ResNetBasicBlock`, stride 2) to `2C`; stage 2: N cells; reduction to `4C`; stage 3: N
+    cells; BN, ReLU, global average pooling, dense softmax. All cells share the searched
+    cell. Each edge `edge_i_j` is a `Choice` over `NASBENCH201_OPS`: 5**6 = 15,625 cells.
+
+    Adapting to the input size (documented, deterministic):
+    - inputs whose shorter side is above 32 pixels are first halved by stride-2 3x3
+      conv-BN-ReLU layers until it is at most 32 (224 -> 28), so cells run at CIFAR
+      resolution; inputs up to 32 pixels get exactly the NAS-Bench-201 network;
+    - a reduction block whose input is already 1 pixel on its shorter side keeps stride 1
+      (it still doubles the channels), so tiny inputs work; 8x8 digits run at 8, 4 and 2.
+
+    Architectures are NAS-Bench-201 `arch_str`s: node j's inputs written `op~i` between bars,
+    nodes joined by `+`, e.g.
+    `|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|`.
+
+    Args:
+        input_shape: `(height, width, channels)` of one example (or set later by `configure`).
+        num_classes: number of classes (or set later).
+        channels: `C`, channels of the first stage (16 in the benchmark).
+        cells_per_stage: `N`, cells per stage (5 in the benchmark).
+        learning_rate: Adam learning rate of `compile_model`.
+        name: optional name.
+
+    Example:
+
+    ```python
+    space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=8, cells_per_stage=1)
+    model = space.build_architecture(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    ```
+    """
+
+    ops = NASBENCH201_OPS
+    edge_names = EDGE_NAMES
+
+    def __init__(
+        self,
+        input_shape=None,
+        num_classes=None,
+        channels=16,
+        cells_per_stage=5,
+        learning_rate=1e-3,
+        name=None,
+    ):
+        super().__init__(
+            input_shape=input_shape,
+            num_classes=num_classes,
+            learning_rate=learning_rate,
+            name=name,
+        )
+        self.channels = check_positive_int(channels, "channels", minimum=2)
+        self.cells_per_stage = check_positive_int(cells_per_stage, "cells_per_stage", minimum=0)
+
+    def declare(self, hp):
+        """Registers the six `edge_i_j` choices (default `nor_conv_3x3`) on `hp`."""
+        for edge in EDGE_NAMES:
+            hp.Choice(edge, NASBENCH201_OPS, default="nor_conv_3x3")
+
+    def encode(self, values):
+        """`{"edge_0_1": op, ...}` -> NAS-Bench-201 arch_str."""
+        if not isinstance(values, dict):
+            raise TypeError(f"`values` must be a dict of edge names to ops, got {values!r}.")
+        missing = [e for e in EDGE_NAMES if e not in values]
+        if missing:
+            raise ValueError(f"`values` lacks the decisions {missing}.")
+        ops_by_edge = {}
+        for (i, j), edge in zip(EDGES, EDGE_NAMES):
+            op = values[edge]
+            if op not in NASBENCH201_OPS:
+                raise ValueError(
+                    f"`values`[{edge!r}]={op!r} is not a NAS-Bench-201 op; choose from "
+                    f"{NASBENCH201_OPS}."
+                )
+            ops_by_edge[(i, j)] = op
+        return _arch_str(ops_by_edge)
+
+    def decode(self, arch_str):
+        """NAS-Bench-201 arch_str -> `{"edge_0_1": op, ...}`; ValueError if malformed."""
+        if not isinstance(arch_str, str):
+            raise ValueError(f"`arch_str` must be a string, got {arch_str!r}.")
+        nodes = arch_str.strip().split("+")
+        if len(nodes) != 3:
+            raise ValueError(
+                f"`arch_str` must have 3 nodes joined by '+', got {len(nodes)} in {arch_str!r}."
+            )
+        values = {}
+        for j, node in enumerate(nodes, start=1):
+            if not (node.startswith("|") and node.endswith("|")) or len(node) < 2:
+                raise ValueError(
+                    f"`arch_str` node {j} must be written between bars, like '|op~0|', "
+                    f"got {node!r} in {arch_str!r}."
+                )
+            entries = node[1:-1].split("|")
+            seen = set()
+            for entry in entries:
+                op, sep, src = entry.partition("~")
+                if not sep or not src.isdigit() or int(src) >= j:
+                    raise ValueError(
+                        f"`arch_str` node {j} entry {entry!r} must be 'op~i' with i < {j} "
+                        f"(in {arch_str!r})."
+                    )
+                if op not in NASBENCH201_OPS:
+                    raise ValueError(
+                        f"`arch_str` has unknown op {op!r}; choose from {NASBENCH201_OPS} "
+                        f"(in {arch_str!r})."
+                    )
+                if int(src) in seen:
+                    raise ValueError(
+                        f"`arch_str` node {j} reads node {src} twice (in {arch_str!r})."
+                    )
+                seen.add(int(src))
+                values[f"edge_{int(src)}_{j}"] = op
+            if len(seen) != j:
+                raise ValueError(
+                    f"`arch_str` node {j} must read each of nodes 0..{j - 1} once, got "
+                    f"{node!r} (in {arch_str!r})."
+                )
+        return {edge: values[edge] for edge in EDGE_NAMES}
+
+    def cell_ops(self, values):
+        """The six ops of `values`, in edge order (the `ops` of a `keras_nas.layers.Cell`)."""
+        values = self.decode(self.encode(values))
+        return [values[e] for e in EDGE_NAMES]
+
+    def build_values(self, values):
+        """The uncompiled NAS-Bench-201 network of the cell `values`."""
+        self._check_configured()
+        cell_ops = self.cell_ops(values)
+        h, w, _ = self.input_shape
+        inputs = keras.Input(self.input_shape)
+        x, size = stem_downsampling(inputs, min(h, w), self.channels)
+        x = keras.layers.Conv2D(self.channels, 3, padding="same", use_bias=False, name="stem_conv")(x)
+        x = batch_norm(name="stem_bn")(x)
+        for stage in range(3):
+            channels = self.channels * 2**stage
+            if stage > 0:
+                stride = 2 if size >= 2 else 1
+                x = ResNetBasicBlock(channels, stride, name=f"reduction_{stage}")(x)
+                size = -(-size // stride)
+            for n in range(self.cells_per_stage):
+                x = Cell(cell_ops, channels, name=f"stage_{stage}_cell_{n}")(x)
+        x = batch_norm(name="head_bn")(x)
+        x = keras.layers.ReLU(name="head_relu")(x)
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+        outputs = keras.layers.Dense(self.num_classes, activation="softmax", name="classifier")(x)
+        return keras.Model(inputs, outputs, name="nasbench201")
