@@ -21,12 +21,14 @@ from keras_nas.estimation.proxies import (  # noqa: F401
     jacobian_correlation,
     naswot,
     naswot_kernel,
+    naswot_kernel_of,
     params,
     register_relu_layer,
     relu_codes,
     relu_layers,
     score,
     snip,
+    snip_and_grad_norm,
     synflow,
 )
 from keras_nas.estimation.screening import ProxyEstimator, prescreen  # noqa: F401

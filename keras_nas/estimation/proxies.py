@@ -395,6 +395,18 @@ def grad_norm(model, x, y, training=True):
     return _float(sum(float(np.linalg.norm(g.ravel())) for _, g in pairs), "grad_norm")
 
 
+def snip_and_grad_norm(model, x, y, training=True):
+    """`(snip, grad_norm)` from one shared backward pass (they use the same gradients).
+
+    Example: `s, g = snip_and_grad_norm(model, x, y)`.
+    """
+    pairs = _loss_gradients(model, x, y, training=training)
+    return (
+        _float(sum(float(np.sum(np.abs(w * g))) for w, g in pairs), "snip"),
+        _float(sum(float(np.linalg.norm(g.ravel())) for _, g in pairs), "grad_norm"),
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # jacob_cov
 # ---------------------------------------------------------------------------------------------
@@ -521,14 +533,21 @@ def _relu_role(layer):
 
 @contextlib.contextmanager
 def _recording(layers_roles, sink):
-    """Wraps `call` of each (layer, role) to append a (batch, -1) activity array to `sink`."""
+    """Wraps `call` of each (layer, role) to pass `(layer, tensor)` to `sink` on every call.
+
+    `tensor` is the layer's output for role `'output'` and its first input for `'input'`.
+    The wrappers are instance attributes and are deleted on exit, restoring the class `call`.
+    """
     patched = []
 
     def make(layer, role, original):
         def hooked(*args, **kwargs):
             out = original(*args, **kwargs)
-            tensor = out if role == "output" else (args[0] if args else kwargs["inputs"])
-            sink.append((layer, np.asarray(keras.ops.convert_to_numpy(tensor))))
+            if role == "output":
+                tensor = out
+            else:
+                tensor = args[0] if args else next(iter(kwargs.values()))
+            sink(layer, tensor)
             return out
 
         return hooked
@@ -566,9 +585,16 @@ def relu_codes(model, x, training=True):
 
     Example: `c = relu_codes(model, x)`.
     """
-    tf = _tf()
     _check_model(model)
     x = _check_x(x)
+    codes = []
+    _forward_relus(model, x, training, lambda layer, t: codes.append(
+        (keras.ops.convert_to_numpy(t).reshape(x.shape[0], -1) > 0).astype("float64")))
+    return np.concatenate(codes, axis=1)
+
+
+def _forward_relus(model, x, training, sink):
+    tf = _tf()
     targets = relu_layers(model)
     if not targets:
         raise ValueError(
@@ -577,11 +603,33 @@ def relu_codes(model, x, training=True):
             "register_relu_layer()."
         )
     trainable, non_trainable = _values(model)
-    sink = []
     with _recording(targets, sink):
         _run(model, trainable, non_trainable, tf.constant(x), training)
-    codes = [(a.reshape(x.shape[0], -1) > 0).astype("float64") for _, a in sink]
-    return np.concatenate(codes, axis=1)
+
+
+def naswot_kernel_of(model, x, training=True):
+    """`K_H` of `model` on batch `x`, accumulated layer by layer without storing the codes.
+
+    For a layer with 0/1 codes `C` of `n` units, `C C^T + (1-C)(1-C)^T` equals
+    `2 C C^T + n - s_i - s_j` with `s` the row sums; one matrix product per ReLU layer.
+
+    Example: `K = naswot_kernel_of(model, x)`.
+    """
+    tf = _tf()
+    _check_model(model)
+    x = _check_x(x)
+    batch = x.shape[0]
+    kernel = np.zeros((batch, batch), dtype="float64")
+
+    def accumulate(layer, tensor):
+        c = tf.cast(tf.reshape(tensor, (batch, -1)) > 0, tf.float32)
+        n = float(c.shape[1])
+        gram = tf.matmul(c, c, transpose_b=True).numpy().astype("float64")
+        s = np.diag(gram)  # row sums of a 0/1 matrix: c_i . c_i
+        kernel[...] += 2.0 * gram + n - s[:, None] - s[None, :]
+
+    _forward_relus(model, x, training, accumulate)
+    return kernel
 
 
 def naswot_kernel(codes):
@@ -610,7 +658,7 @@ def naswot(model, x, y=None, training=True):
     Example: `naswot(model, x[:64])`.
     """
     _check_x(x, min_batch=2)
-    sign, logdet = np.linalg.slogdet(naswot_kernel(relu_codes(model, x, training)))
+    sign, logdet = np.linalg.slogdet(naswot_kernel_of(model, x, training))
     if sign <= 0:
         return -math.inf
     return _float(logdet, "naswot")
@@ -668,12 +716,11 @@ def flops(model, input_shape=None):
     if not targets:
         return 0.0
     trainable, non_trainable = _values(model)
-    sink = []
-    with _recording(targets, sink):
+    seen = []
+    with _recording(targets, lambda layer, tensor: seen.append((layer, tuple(tensor.shape)))):
         _run(model, trainable, non_trainable, tf.zeros((1,) + input_shape), False)
     total = 0
-    for layer, activity in sink:
-        shape = activity.shape
+    for layer, shape in seen:
         channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
         if isinstance(layer, keras.layers.Dense):
             positions = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
