@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Latency-constrained search on the NAS-Bench-201 table, with `lat_pixel3` as the device.
+
+Each seed runs a fresh KerasTuner oracle over `NASBench201Space`'s six `edge_i_j` choices,
+driven as a Tuner drives it (`create_trial` -> `update_trial` -> `end_trial`), for
+`--queries` trials. A trial's metrics are the cell's 12-epoch CIFAR-10 validation accuracy
+(`val_accuracy`, a fraction) and its Pixel 3 latency (`latency_ms`, the `lat_pixel3` column);
+the oracle maximizes a latency-aware reward from `keras_nas.objectives` over them
+(`--objective`: `hard`, `mnasnet`, `mnasnet_hard` or `tunas`; random search ignores it).
+The result of a seed is the trial with the best `val_accuracy` among the feasible ones
+(`latency_ms <= --target-ms`), and what is reported is its 200-epoch CIFAR-10 test accuracy
+against the best test accuracy of any feasible cell in the table.
+
+    python tools/nasbench201_latency.py --strategy random --target-ms 8 --queries 100 --seeds 100
+    python tools/nasbench201_latency.py --strategy reinforce --objective mnasnet_hard \\
+        --target-ms 8 --queries 100 --seeds 20 --max-seconds 900 --json reinforce_lat.json
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_TABLE = os.path.join(REPO, "..", "shared", "data", "nasbench201", "nasbench201.csv")
+sys.path.insert(0, REPO)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--strategy", default="random", help="random, reinforce, evolution, bayesian")
+    parser.add_argument("--objective", default="mnasnet_hard",
+                        help="reward the oracle maximizes: hard, mnasnet, mnasnet_hard, tunas")
+    parser.add_argument("--target-ms", type=float, default=8.0, help="latency target T (ms)")
+    parser.add_argument("--device", default="lat_pixel3", help="latency column of the table")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--table", default=DEFAULT_TABLE)
+    parser.add_argument("--reward-column", default="12ep_cifar10_val")
+    parser.add_argument("--report-column", default="c10_200ep_test")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="start no new seed after this long; report the finished ones")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    if args.queries < 1 or args.seeds < 1:
+        parser.error("--queries and --seeds must be positive")
+    if not args.target_ms > 0:
+        parser.error("--target-ms must be positive")
+    return args
+
+
+def run_seed(args, table, seed):
+    import keras_tuner
+
+    from keras_nas.objectives import make_objective
+    from keras_nas.oracles import make_oracle
+    from keras_nas.spaces import NASBench201Space
+
+    space = NASBench201Space()
+    hp = keras_tuner.HyperParameters()
+    space.declare(hp)
+    objective = make_objective(args.objective, target=args.target_ms)
+    oracle = make_oracle(args.strategy, objective=objective.keras_tuner_objective(),
+                         max_trials=args.queries, epochs=1, seed=seed, hyperparameters=hp)
+    best = None  # (val, test, latency, arch) of the best feasible trial
+    feasible_trials = 0
+    columns = [args.reward_column, args.report_column, args.device]
+    with tempfile.TemporaryDirectory() as tmp:
+        oracle._set_project_dir(tmp, f"seed_{seed}")
+        oracle.verbose = 0
+        trials = 0
+        for _ in range(args.queries):
+            trial = oracle.create_trial("tuner0")
+            if trial.status != "RUNNING":
+                break
+            arch = space.encode(trial.hyperparameters.values)
+            row = table.query(arch, columns)
+            metrics = {"val_accuracy": row[args.reward_column] / 100.0,
+                       "latency_ms": max(row[args.device], 1e-6)}
+            oracle.update_trial(trial.trial_id, {objective.name: objective(metrics)})
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+            trials += 1
+            if metrics["latency_ms"] <= args.target_ms:
+                feasible_trials += 1
+                if best is None or row[args.reward_column] > best[0]:
+                    best = (row[args.reward_column], row[args.report_column], row[args.device], arch)
+    return {"seed": seed, "trials": trials, "feasible_trials": feasible_trials,
+            "test": None if best is None else best[1],
+            "latency_ms": None if best is None else best[2],
+            "architecture": None if best is None else best[3]}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from keras_nas.benchmarks.nasbench201 import NASBench201
+
+    table = NASBench201(args.table)
+    lat = table.column(args.device)
+    test = table.column(args.report_column)
+    feasible = lat <= args.target_ms
+    optimum = float(test[feasible].max())
+    start = time.time()
+    results = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        if args.max_seconds is not None and time.time() - start > args.max_seconds:
+            break
+        results.append(run_seed(args, table, seed))
+    found = [r["test"] for r in results if r["test"] is not None]
+    summary = {
+        "strategy": args.strategy, "objective": args.objective, "device": args.device,
+        "target_ms": args.target_ms, "queries": args.queries, "seeds_run": len(results),
+        "feasible_cells": int(feasible.sum()), "cells": int(len(lat)),
+        "feasible_optimum_test": optimum, "unconstrained_optimum_test": float(test.max()),
+        "seeds_without_feasible": sum(r["test"] is None for r in results),
+        "test_mean": statistics.mean(found) if found else None,
+        "test_std": statistics.pstdev(found) if found else None,
+        "gap_mean": optimum - statistics.mean(found) if found else None,
+        "feasible_fraction_of_trials": (sum(r["feasible_trials"] for r in results)
+                                        / max(1, sum(r["trials"] for r in results))),
+        "all_found_feasible": all(r["latency_ms"] is None or r["latency_ms"] <= args.target_ms
+                                  for r in results),
+        "elapsed_s": time.time() - start,
+        "seeds": results,
+    }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(summary, f, indent=1)
+    print(json.dumps({k: v for k, v in summary.items() if k != "seeds"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
