@@ -13,10 +13,10 @@ __version__ = "0.1.0"
 # Importing the layers registers them with Keras, so a found model loads after `import keras_nas`.
 from keras_nas import layers  # noqa: F401,E402
 
-_LAZY = {
-    "search": ("keras_nas.search", "search"),
-    "Search": ("keras_nas.search", "Search"),
-}
+# Bound after the submodule import, so `keras_nas.search` is the function, not the module.
+from keras_nas.search import Search, search  # noqa: F401,E402
+
+_LAZY = {}
 _SUBMODULES = ("spaces", "oracles", "hardware", "estimation", "benchmarks", "oneshot",
                "objectives", "plots", "analysis", "report", "data", "summary", "cli")
 

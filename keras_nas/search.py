@@ -8,6 +8,7 @@ import time
 import keras
 import keras_tuner
 import numpy as np
+from keras_tuner.src.engine import tuner_utils
 
 from keras_nas import data as data_lib
 from keras_nas import summary as summary_lib
@@ -80,7 +81,7 @@ class NASTuner(keras_tuner.Tuner):
 
         callbacks = self._deepcopy_callbacks(callbacks or [])
         self._configure_tensorboard_dir(callbacks, trial)
-        callbacks.append(keras_tuner.engine.tuner_utils.SaveBestEpoch(
+        callbacks.append(tuner_utils.SaveBestEpoch(
             objective=self.oracle.objective,
             filepath=self._get_checkpoint_fname(trial.trial_id),
         ))
