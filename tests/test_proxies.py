@@ -184,7 +184,11 @@ def test_jacob_cov_ranks_identical_jacobians_below_distinct_ones():
 def test_params_and_flops_count(convnet):
     # conv 3x3x3x4 (no bias) + BN (gamma, beta) + conv 3x3x4x4 + bias + dense 4x3 + bias
     assert params(convnet) == 108 + 8 + 144 + 4 + 12 + 3
-    assert flops(convnet) == 64 * 108 + 64 * 144 + 12  # MACs at 8x8 'same' positions
+    from keras_nas.hardware.cost import count_flops
+
+    assert flops(convnet) == count_flops(convnet) > 2 * (64 * 108 + 64 * 144 + 12)
+    linear = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, use_bias=False)])
+    assert flops(linear) == 2 * 5 * 4
 
 
 def test_bad_arguments(convnet, batch):

@@ -11,7 +11,7 @@ Every proxy takes a built Keras classification model and returns a Python float 
 | `jacob_cov` | x | `-sum(log(l + 1e-5) + 1/(l + 1e-5))` over eigenvalues `l` of the correlation matrix of the per-example input Jacobians (Mellor et al. 2020, v1) |
 | `naswot` | x | `log|K_H|`, `K_H[i, j]` = number of ReLU units on which examples i and j agree (Mellor et al., ICML 2021) |
 | `params` | none | trainable parameters (baseline) |
-| `flops` | none | multiply-accumulates of one example's forward pass (baseline) |
+| `flops` | none | FLOPs of one example's forward pass, `keras_nas.hardware.cost.count_flops` (baseline) |
 
 Conventions shared by all proxies:
 
@@ -442,6 +442,8 @@ def jacobian_correlation(jacobians):
     Rows without variance (e.g. an all-zero Jacobian, a network whose output ignores its
     input) carry no distinguishing information; they are taken as perfectly correlated with
     every row, so such networks get the lowest `jacob_cov`.
+
+    Example: `jacobian_correlation(input_jacobians(model, x))`.
     """
     j = np.asarray(jacobians, dtype="float64")
     centered = j - j.mean(axis=1, keepdims=True)
@@ -456,7 +458,10 @@ def jacobian_correlation(jacobians):
 
 
 def jacob_cov_from_correlation(corr):
-    """`-sum(log(l + k) + 1 / (l + k))`, `k = 1e-5`, over eigenvalues `l` of `corr`."""
+    """`-sum(log(l + k) + 1 / (l + k))`, `k = 1e-5`, over eigenvalues `l` of `corr`.
+
+    Example: `jacob_cov_from_correlation(np.eye(4))` is about `-4.0`.
+    """
     eig = np.linalg.eigvalsh(np.asarray(corr, dtype="float64"))
     eig = np.clip(eig, 0.0, None)  # a correlation matrix is PSD; clip round-off below 0
     return float(-np.sum(np.log(eig + _JACOB_K) + 1.0 / (eig + _JACOB_K)))
@@ -636,6 +641,8 @@ def naswot_kernel(codes):
     """`K_H[i, j] = N_A - hamming(c_i, c_j)`: units on which examples i and j agree.
 
     Computed as `C C^T + (1 - C)(1 - C)^T` for the 0/1 code matrix `C` (Mellor et al. 2021).
+
+    Example: `naswot_kernel(relu_codes(model, x))`.
     """
     c = np.asarray(codes, dtype="float64")
     if c.ndim != 2:
@@ -678,61 +685,30 @@ def params(model):
     return float(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
 
 
-def _mac_role(layer):
-    conv_transpose = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
-                      keras.layers.Conv3DTranspose)
-    if isinstance(layer, conv_transpose):
-        return "input"
-    kernels = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
-               keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D,
-               keras.layers.DepthwiseConv1D, keras.layers.SeparableConv1D)
-    if isinstance(layer, kernels):
-        return "output"
-    return None
-
-
 def flops(model, input_shape=None):
-    """Multiply-accumulates of one example's forward pass (the compute baseline).
+    """Floating-point operations of one example's forward pass (the compute baseline).
 
-    Counts Conv (1D/2D/3D, depthwise, separable, transposed) and Dense layers, nested ones
-    included, from the shapes seen in one forward pass of a batch of 1: each kernel weight is
-    used once per output position (input position for transposed convolutions), so a layer
-    costs `positions x kernel size` MACs. Pooling, batch norm, additions and activations are
-    not counted. NAS papers (NAS-Bench-201 among them) report this MAC count as "FLOPs".
+    Reuses `keras_nas.hardware.cost.count_flops`: `2 x` the multiply-accumulates of Conv
+    (all kinds) and Dense layers, nested ones included, plus biases, activations, batch norm,
+    pooling and merges (see that module for the exact conventions). For NAS-Bench-201-style
+    "FLOPs" (which are MACs) use `keras_nas.hardware.cost.count_macs`; the two rank cell
+    networks almost identically.
 
     Args:
         model: a built `keras.Model`.
         input_shape: shape of one example; defaults to the model's.
 
     Returns:
-        MACs as a float.
+        FLOPs as a float.
 
     Example: `flops(model) / 1e6` (MFLOPs).
     """
-    tf = _tf()
+    from keras_nas.hardware.cost import count_flops
+
     _check_model(model)
-    input_shape = _input_shape(model, input_shape)
-    targets = [(l, r) for l in _all_layers(model) if (r := _mac_role(l)) is not None]
-    if not targets:
-        return 0.0
-    trainable, non_trainable = _values(model)
-    seen = []
-    with _recording(targets, lambda layer, tensor: seen.append((layer, tuple(tensor.shape)))):
-        _run(model, trainable, non_trainable, tf.zeros((1,) + input_shape), False)
-    total = 0
-    for layer, shape in seen:
-        channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
-        if isinstance(layer, keras.layers.Dense):
-            positions = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
-        elif channels_first:
-            positions = int(np.prod(shape[2:]))
-        else:
-            positions = int(np.prod(shape[1:-1]))
-        kernel_size = sum(
-            int(np.prod(v.shape)) for v in layer.trainable_variables if len(v.shape) >= 2
-        )
-        total += positions * kernel_size
-    return float(total)
+    if input_shape is not None:
+        input_shape = _input_shape(model, input_shape)
+    return float(count_flops(model, input_shape))
 
 
 # ---------------------------------------------------------------------------------------------
