@@ -211,7 +211,7 @@ def model_summary_text(model_path):
 
     model = keras.saving.load_model(str(model_path), compile=False)
     lines = []
-    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(str(line)), line_length=100)
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(str(line)))
     return "\n".join(lines)
 
 
@@ -242,12 +242,16 @@ def _cell_rows(summary):
 
 
 def _trial_table(summary, objective):
-    metric_names = [objective]
+    seen = []
     for t in summary["trials"]:
         for m in (t.get("metrics") or {}):
-            if m not in metric_names and m != "params":
-                metric_names.append(m)
-    metric_names = metric_names[:6]
+            if m not in seen and m != "params" and m != objective:
+                seen.append(m)
+    # The objective, then validation metrics, then costs, then training metrics.
+    rank = {"latency_ms": 1}
+    order = {m: i for i, m in enumerate(seen)}
+    seen.sort(key=lambda m: (0 if m.startswith("val_") else rank.get(m, 2), order[m]))
+    metric_names = ([objective] + seen)[:6]
     best_id = summary.get("best_trial_id")
     header = ["#", "trial", "status", "architecture"] + metric_names + ["params", "duration", "note"]
     rows = []
@@ -269,7 +273,7 @@ def _trial_table(summary, objective):
         row.append(_fmt(t.get("params")))
         row.append(format_duration(t.get("duration_s")) if t.get("duration_s") is not None else "-")
         err = t.get("error")
-        row.append(plots._short(err, 60) if err else "")
+        row.append((err if len(err) <= 90 else err[:89] + "…") if err else "")
         rows.append(row)
     return header, rows
 

@@ -1,0 +1,276 @@
+"""Figures from search results: content of the axes, and PNGs written by save_figures."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
+
+from keras_nas import plots
+from keras_nas.analysis import PUBLISHED_CELLS
+
+DATA = Path(__file__).parent / "data"
+NB201 = DATA / "summary_nb201_random.json"  # a real 10-trial KerasTuner search (one FAILED)
+DARTS = DATA / "summary_darts_small.json"  # hand-made: INVALID and RUNNING trials, no latency
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def collection_with_label(ax, label_prefix):
+    found = [c for c in ax.collections if isinstance(c, PathCollection) and c.get_label().startswith(label_prefix)]
+    assert found, f"no scatter labelled {label_prefix!r} in {[c.get_label() for c in ax.collections]}"
+    return found[0].get_offsets()
+
+
+# -- pareto_front ------------------------------------------------------------------------
+def test_pareto_front_basic_and_directions():
+    pts = [(0.9, 5.0), (0.8, 2.0), (0.7, 3.0), (0.9, 6.0), (0.95, 9.0)]
+    assert plots.pareto_front(pts, ["max", "min"]) == [0, 1, 4]
+    # Flip both directions: the complementary corner.
+    assert plots.pareto_front(pts, ["min", "max"]) == [2, 3, 4]
+    # Equal points both stay; one dominated duplicate goes.
+    assert plots.pareto_front([(1, 1), (1, 1), (0, 2)], ["max", "min"]) == [0, 1]
+    assert plots.pareto_front([], ["max"]) == []
+
+
+def test_pareto_front_bad_input():
+    with pytest.raises(ValueError, match="directions"):
+        plots.pareto_front([(1, 2)], ["max", "up"])
+    with pytest.raises(ValueError, match="coordinates"):
+        plots.pareto_front([(1, 2, 3)], ["max", "min"])
+
+
+# -- history -------------------------------------------------------------------------------
+def test_plot_history_points_best_and_failed():
+    summary = load(NB201)
+    fig = plots.plot_history(NB201)
+    assert isinstance(fig, Figure)
+    by_number, by_time = fig.axes[:2]
+    completed = [t for t in summary["trials"] if t["status"] == "COMPLETED"]
+    for ax in (by_number, by_time):
+        assert len(collection_with_label(ax, "trial")) == len(completed) == 9
+        assert len(collection_with_label(ax, "failed")) == 1
+        assert ax.get_ylabel() == "val accuracy"
+        best_line = [ln for ln in ax.get_lines() if ln.get_label() == "best so far"][0]
+        assert best_line.get_ydata()[-1] == pytest.approx(max(t["metrics"]["val_accuracy"] for t in completed))
+        assert np.all(np.diff(best_line.get_ydata()) >= 0)  # best so far never drops
+    assert by_number.get_xlabel() == "trial number"
+    assert by_time.get_xlabel() == "wall time (s)"
+    # The failed trial (number 2) is drawn at trial number 3 (1-based).
+    assert collection_with_label(by_number, "failed")[0][0] == 3
+    star = collection_with_label(by_number, "best:")
+    assert star[0][1] == pytest.approx(0.30000001192092896)
+
+
+def test_plot_history_min_direction_and_statuses():
+    summary = load(DARTS)
+    summary["objective"] = {"name": "val_loss", "direction": "min"}
+    fig = plots.plot_history(summary)
+    ax = fig.axes[0]
+    assert len(collection_with_label(ax, "trial")) == 3
+    assert len(collection_with_label(ax, "failed")) == 1  # INVALID; RUNNING is left out
+    best_line = [ln for ln in ax.get_lines() if ln.get_label() == "best so far"][0]
+    assert best_line.get_ydata()[-1] == pytest.approx(min(1.2 - a for a in (0.8125, 0.7750, 0.8438)), abs=1e-4)
+
+
+def test_load_summary_errors(tmp_path):
+    with pytest.raises(TypeError, match="results"):
+        plots.plot_history(3)
+    with pytest.raises(ValueError, match="summary.json"):
+        plots.plot_history(tmp_path)
+    with pytest.raises(ValueError, match="trials"):
+        plots.plot_history({"space": "cell"})
+    # A directory holding summary.json works like the file.
+    (tmp_path / "summary.json").write_text(NB201.read_text())
+    assert isinstance(plots.plot_history(tmp_path), Figure)
+
+
+# -- pareto --------------------------------------------------------------------------------
+def test_plot_pareto_front_and_chosen():
+    summary = load(NB201)
+    fig = plots.plot_pareto(summary)
+    lat_ax, par_ax = fig.axes[:2]
+    assert lat_ax.get_xlabel().startswith("latency")
+    assert par_ax.get_xlabel().startswith("parameters")
+    done = [t for t in summary["trials"] if t["status"] == "COMPLETED"]
+    for ax, key in ((lat_ax, "latency_ms"), (par_ax, "params")):
+        pts = [(t["metrics"]["val_accuracy"], t["metrics"][key]) for t in done]
+        expected = sorted((pts[i][1], pts[i][0]) for i in plots.pareto_front(pts, ["max", "min"]))
+        front = sorted(map(tuple, collection_with_label(ax, "Pareto front")))
+        assert front == pytest.approx(expected)
+        dominated = collection_with_label(ax, "dominated") if len(expected) < len(done) else []
+        assert len(front) + len(dominated) == len(done)
+        chosen = collection_with_label(ax, "chosen (trial 04)")
+        best = [t for t in done if t["trial_id"] == "04"][0]
+        assert tuple(chosen[0]) == pytest.approx((best["metrics"][key], best["metrics"]["val_accuracy"]))
+    # In this search the params front has two points: 266 params / 0.26 and 458 / 0.30.
+    assert sorted(collection_with_label(par_ax, "Pareto front")[:, 0]) == [266, 458]
+
+
+def test_plot_pareto_needs_a_cost():
+    summary = load(NB201)
+    for t in summary["trials"]:
+        t["params"] = None
+        t["metrics"].pop("params", None)
+        t["metrics"].pop("latency_ms", None)
+    with pytest.raises(ValueError, match="latency_ms"):
+        plots.plot_pareto(summary)
+    # params only (from the trial field, as summary.json has it): one panel.
+    fig = plots.plot_pareto(DARTS)
+    assert len([a for a in fig.axes if a.get_xlabel()]) == 1
+
+
+# -- controller ----------------------------------------------------------------------------
+def controller_history(n=12):
+    rng = np.random.default_rng(0)
+    steps, baseline = [], 0.5
+    for i in range(n):
+        reward = float(0.5 + 0.03 * i + rng.normal(0, 0.02))
+        baseline = 0.9 * baseline + 0.1 * reward
+        p = 0.2 + 0.6 * i / (n - 1)
+        probs = {
+            "edge_0_1": {"nor_conv_3x3": p, "skip_connect": (1 - p) / 2, "none": (1 - p) / 2},
+            "edge_0_2": {"avg_pool_3x3": 0.5, "nor_conv_1x1": 0.5},
+        }
+        steps.append({"step": i, "reward": reward, "baseline": baseline, "entropy": 2.0 - 0.1 * i,
+                      "probabilities": probs})
+    return steps
+
+
+def test_plot_controller_curves_and_decisions():
+    history = controller_history()
+    fig = plots.plot_controller(history)
+    assert len(fig.axes) == 2 + 2  # reward/baseline, entropy, one panel per decision
+    reward_ax, entropy_ax, edge01, edge02 = fig.axes
+    labels = {ln.get_label(): ln for ln in reward_ax.get_lines()}
+    assert set(labels) == {"reward", "baseline"}
+    assert list(labels["reward"].get_ydata()) == [s["reward"] for s in history]
+    assert entropy_ax.get_lines()[0].get_ydata()[-1] == pytest.approx(2.0 - 0.1 * 11)
+    assert edge01.get_title() == "edge_0_1"
+    assert {ln.get_label() for ln in edge01.get_lines()} == {"nor_conv_3x3", "skip_connect", "none"}
+    assert len(edge02.get_lines()) == 2
+    conv = [ln for ln in edge01.get_lines() if ln.get_label() == "nor_conv_3x3"][0]
+    assert conv.get_ydata()[-1] == pytest.approx(0.8)
+    # The same history inside a summary or an oracle state.
+    assert len(plots.plot_controller({"controller_history": history}).axes) == 4
+    assert len(plots.plot_controller({"reinforce": {"history": history}}).axes) == 4
+
+
+def test_plot_controller_bad_input():
+    with pytest.raises(ValueError, match="empty"):
+        plots.plot_controller([])
+    with pytest.raises(ValueError, match="reward"):
+        plots.plot_controller([{"step": 0}])
+    with pytest.raises(TypeError, match="history"):
+        plots.plot_controller(5)
+
+
+# -- cells ---------------------------------------------------------------------------------
+def edge_labels(fig):
+    return sorted(t.get_text() for t in fig.axes[0].texts if t.get_bbox_patch() is not None)
+
+
+def test_plot_cell_nasbench201():
+    arch = "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|"
+    fig = plots.plot_cell(arch)
+    ax = fig.axes[0]
+    assert edge_labels(fig) == sorted(["nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_1x1"])
+    assert "none" not in edge_labels(fig)
+    nodes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    assert len(nodes) == 4
+    assert {"in", "1", "2", "out"} <= {t.get_text() for t in ax.texts}
+    assert "width 1.5c, depth 2" in ax.get_title()  # node2 is a dead end
+
+
+def test_plot_cell_darts_and_summary():
+    fig = plots.plot_cell(PUBLISHED_CELLS["DARTS"])
+    assert len(edge_labels(fig)) == 8
+    assert "width 3.5c, depth 3" in fig.axes[0].get_title()
+    nodes = [p for p in fig.axes[0].patches if isinstance(p, FancyBboxPatch)]
+    assert len(nodes) == 2 + 4 + 1
+    # From a summary: its best_architecture (a DartsSpace string).
+    fig = plots.plot_cell(load(DARTS))
+    assert len(edge_labels(fig)) == 8
+    # Labels are placed without overlapping each other where possible (NASNet's 10 edges).
+    fig = plots.plot_cell(PUBLISHED_CELLS["NASNet"])
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(r) for t in fig.axes[0].texts if t.get_bbox_patch() is not None]
+    assert len(boxes) == 10
+    overlaps = sum(1 for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b))
+    assert overlaps <= 2
+
+
+def test_plot_cell_shapes_marks_trials_and_published():
+    fig = plots.plot_cell_shapes(DARTS)
+    ax = fig.axes[0]
+    assert len(collection_with_label(ax, "trials")) == 3
+    assert len(collection_with_label(ax, "chosen")) == 1
+    names = {t.get_text() for t in ax.texts}
+    assert set(PUBLISHED_CELLS) <= names
+
+
+# -- macro ---------------------------------------------------------------------------------
+BLOCKS = [
+    {"stage": 0, "kernel": 3, "expansion": 1, "filters": 16, "stride": 1},
+    {"stage": 1, "kernel": 5, "expansion": 6, "filters": 24, "stride": 2},
+    {"stage": 1, "kernel": 3, "expansion": 3, "filters": 24, "stride": 1},
+    {"stage": 2, "kernel": 7, "expansion": 6, "filters": 40, "stride": 2},
+]
+
+
+def test_plot_macro_blocks_and_stages():
+    fig = plots.plot_macro(BLOCKS)
+    ax = fig.axes[0]
+    boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    assert len(boxes) == 4
+    texts = [t.get_text() for t in ax.texts]
+    assert "MB6\n5x5\n24" in texts
+    assert texts.count("↓2") == 2
+    assert {"stage 0", "stage 1", "stage 2"} <= set(texts)
+    assert "4 blocks, 3 stages" in ax.get_title()
+    with pytest.raises(ValueError, match="stride"):
+        plots.plot_macro([{"stage": 0, "kernel": 3, "expansion": 1, "filters": 16}])
+    with pytest.raises(ValueError, match="non-empty"):
+        plots.plot_macro([])
+
+
+def test_macro_blocks_from_architecture_string():
+    blocks = plots.macro_blocks("w1.0|k3e1|k5e6-k3e3", stages=[(16, 1, 1), (24, 2, 2)])
+    assert blocks == [
+        {"stage": 0, "kernel": 3, "expansion": 1, "filters": 16, "stride": 1},
+        {"stage": 1, "kernel": 5, "expansion": 6, "filters": 24, "stride": 2},
+        {"stage": 1, "kernel": 3, "expansion": 3, "filters": 24, "stride": 1},
+    ]
+    with pytest.raises(ValueError, match="stages"):
+        plots.macro_blocks("w1.0|k3e1", stages=[(16, 1, 1), (24, 2, 2)])
+
+
+# -- save_figures --------------------------------------------------------------------------
+def test_save_figures_writes_pngs(tmp_path):
+    summary = load(DARTS)
+    summary["controller_history"] = controller_history(5)
+    paths = plots.save_figures(summary, tmp_path / "figs")
+    assert set(paths) == {"history", "pareto", "controller", "cell", "cell_shapes"}
+    for path in paths.values():
+        data = Path(path).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_save_figures_macro(tmp_path):
+    summary = {
+        "space": "mobilenet", "strategy": "random", "objective": {"name": "val_accuracy", "direction": "max"},
+        "best_trial_id": "0", "best_architecture": "w1.0|k3e1|k5e6-k3e3", "stages": [[16, 1, 1], [24, 2, 2]],
+        "trials": [{"trial_id": "0", "number": 0, "status": "COMPLETED", "architecture": "w1.0|k3e1|k5e6-k3e3",
+                    "metrics": {"val_accuracy": 0.5}, "score": 0.5, "params": 1000,
+                    "started": 0.0, "ended": 1.0, "duration_s": 1.0, "error": None}],
+    }
+    paths = plots.save_figures(summary, tmp_path)
+    assert set(paths) == {"history", "pareto", "macro"}
+    assert Path(paths["macro"]).stat().st_size > 5000
