@@ -78,3 +78,15 @@ def test_bad_arguments(tiny):
         measure_latency("/nonexistent/model.tflite")
     with pytest.raises(TypeError, match="device"):
         measure_latency(data, device="phone")
+
+
+def test_measure_many_in_one_process(tiny):
+    model, data = tiny
+    bigger = hardware.to_tflite(keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(64, 3, padding="same"),
+        keras.layers.Conv2D(64, 3, padding="same"), keras.layers.Flatten(), keras.layers.Dense(10)]))
+    small, large = hardware.measure_latency_many([data, bigger], runs=40, warmup=5)
+    assert small.runs == large.runs == 40
+    assert small.size_bytes == len(data) and large.size_bytes == len(bigger)
+    assert large.median_ms > small.median_ms  # ~75x the MACs
+    assert hardware.measure_latency_many([]) == []

@@ -18,7 +18,7 @@ from keras_nas.hardware.export import (  # noqa: F401
     to_tflite,
     verify_tflite,
 )
-from keras_nas.hardware.latency import LatencyStats, measure_latency  # noqa: F401
+from keras_nas.hardware.latency import LatencyStats, measure_latency, measure_latency_many  # noqa: F401
 from keras_nas.hardware.remote import RemoteDevice, RemoteDeviceError  # noqa: F401
 from keras_nas.hardware.cost import (  # noqa: F401
     CostReport,

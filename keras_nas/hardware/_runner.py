@@ -3,9 +3,11 @@
 It needs only numpy and a TFLite runtime (no TensorFlow, no keras_nas) so the process
 starts fast and nothing else shares it. Usage:
 
-    python _runner.py MODEL.tflite RUNS WARMUP THREADS XNNPACK(0|1)
+    python _runner.py RUNS WARMUP THREADS XNNPACK(0|1) MODEL.tflite [MODEL.tflite ...]
 
-It prints one JSON line: {"ok": true, "times_ms": [...], ...} or {"ok": false, "error": ...}.
+It prints one JSON line: {"results": [r, ...]}, one `r` per model, in order:
+{"ok": true, "times_ms": [...], ...} or {"ok": false, "error": ...}. Models are timed one
+after the other, each with its own interpreter and warm-up.
 """
 
 import gc
@@ -66,12 +68,14 @@ def time_model(path, runs, warmup, threads, xnnpack):
 
 
 def main(argv):
-    path, runs, warmup, threads, xnnpack = argv[1], int(argv[2]), int(argv[3]), int(argv[4]), argv[5] == "1"
-    try:
-        result = time_model(path, runs, warmup, threads, xnnpack)
-    except Exception as e:  # reported to the parent, which raises
-        result = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-    sys.stdout.write(json.dumps(result) + "\n")
+    runs, warmup, threads, xnnpack = int(argv[1]), int(argv[2]), int(argv[3]), argv[4] == "1"
+    results = []
+    for path in argv[5:]:
+        try:
+            results.append(time_model(path, runs, warmup, threads, xnnpack))
+        except Exception as e:  # reported to the parent, which raises
+            results.append({"ok": False, "error": f"{type(e).__name__}: {e}"})
+    sys.stdout.write(json.dumps({"results": results}) + "\n")
     return 0
 
 
