@@ -75,7 +75,31 @@ def build_parser():
     s.add_argument("--no-retrain", action="store_true",
                    help="return the best trial's own weights instead of retraining on train+val")
     s.add_argument("--quiet", action="store_true", help="no trial table")
+    s.add_argument("--no-export", action="store_true",
+                   help="skip writing best_model.tflite and measuring its latency")
+    s.add_argument("--no-figures", action="store_true", help="skip writing figures/*.png")
     s.set_defaults(run=run_search)
+
+    e = commands.add_parser(
+        "export", help="convert a .keras model to TFLite, checked against the Keras model",
+        description="Convert MODEL to TFLite; the export is compared with the Keras model on "
+                    "the dataset's test split (max |diff| for float, top-1 agreement).")
+    e.add_argument("model", metavar="MODEL", help="a .keras file")
+    e.add_argument("--quantize", default=None,
+                   help="float16, dynamic or int8 (default: float32)")
+    e.add_argument("--output", default=None, help="the .tflite path (default: beside MODEL)")
+    e.add_argument("--dataset", default="digits",
+                   help="data for int8 calibration and the check (default: digits)")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--latency", action="store_true", help="also measure latency here")
+    e.add_argument("--runs", type=_positive_int, default=50)
+    e.set_defaults(run=run_export)
+
+    r = commands.add_parser("report", help="write a page with a search's figures and trials")
+    r.add_argument("results_dir", metavar="RESULTS_DIR")
+    r.add_argument("--format", choices=("markdown", "html"), default="markdown")
+    r.add_argument("--output", default=None, help="the page's path (default: in RESULTS_DIR)")
+    r.set_defaults(run=run_report)
     return parser
 
 
@@ -102,14 +126,102 @@ def run_search(args):
         space_kwargs=space_kwargs,
     )
     search.fit(dataset=args.dataset, data_dir=args.data_dir)
-    best = search.summary
-    print(f"best architecture: {best['best_architecture']}")
+    print(f"best architecture: {search.best_architecture}")
+    x_check = search.data.validation[0]
     if search.data.test is not None:
         x_test, y_test = search.data.test
         loss, accuracy = search.best_model.evaluate(x_test, y_test, verbose=0)[:2]
+        search.record_best(test_accuracy=float(accuracy))
         print(f"test accuracy: {accuracy:.4f}")
+        x_check = x_test
     print(f"wrote {search.best_model_path}")
+    if not args.no_export:
+        _export_and_measure(search, x_check[:200])
+    if not args.no_figures:
+        from keras_nas import plots
+
+        for path in plots.save_figures(search.summary_path,
+                                       os.path.join(search.results_dir, "figures")).values():
+            print(f"wrote {path}")
     print(f"wrote {search.summary_path}")
+    return 0
+
+
+def _export_and_measure(search, x_check):
+    """Writes the best model as float TFLite beside it and measures its latency here."""
+    from keras_nas import hardware
+
+    path = os.path.join(search.results_dir, "best_model.tflite")
+    report = hardware.export_tflite(search.best_model, path, verify_data=x_check)
+    stats = hardware.measure_latency(path, runs=50, warmup=10, threads=1)
+    search.record_best(
+        tflite=os.path.basename(path), tflite_bytes=report.size_bytes,
+        tflite_max_abs_diff=report.max_abs_diff, tflite_top1_agreement=report.top1_agreement,
+        latency_ms=stats.median_ms, latency_p90_ms=stats.p90_ms,
+        device=f"this machine ({stats.runtime}, {stats.threads} thread)",
+    )
+    print(f"wrote {path} ({report.size_bytes} bytes; max |TFLite - Keras| = "
+          f"{report.max_abs_diff:.2e}; latency {stats.median_ms:.3f} ms median, batch 1)")
+
+
+def run_export(args):
+    import keras
+
+    import keras_nas  # noqa: F401  (registers the layers)
+    from keras_nas import hardware
+
+    if args.quantize is not None and args.quantize not in hardware.QUANTIZATIONS:
+        raise CommandError(f"unknown --quantize {args.quantize!r}; expected one of "
+                           f"{[q for q in hardware.QUANTIZATIONS if q]}")
+    model = _load_keras_model(args.model)
+    output = args.output or os.path.splitext(args.model)[0] + (
+        f"_{args.quantize}.tflite" if args.quantize else ".tflite")
+    sample = _calibration_data(args.dataset, model, args.data_dir)
+    report = hardware.export_tflite(
+        model, output, quantization=args.quantize,
+        representative_data=sample if args.quantize == "int8" else None, verify_data=sample)
+    agreement = "" if report.num_samples == 0 else (
+        f"; top-1 agreement {report.top1_agreement:.4f}, max |diff| {report.max_abs_diff:.3g} "
+        f"on {report.num_samples} examples")
+    print(f"wrote {output} ({report.size_bytes} bytes, {args.quantize or 'float32'}{agreement})")
+    if args.latency:
+        stats = hardware.measure_latency(output, runs=args.runs, threads=1)
+        print(f"latency: {stats.median_ms:.3f} ms median, {stats.p90_ms:.3f} ms p90 "
+              f"({stats.runs} runs, batch 1, {stats.runtime})")
+    return 0
+
+
+def _load_keras_model(path):
+    import keras
+
+    if not os.path.isfile(path):
+        raise CommandError(f"MODEL {path!r} is not a file")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as e:  # a corrupt or foreign file
+        raise CommandError(f"MODEL {path!r} is not a loadable .keras model: "
+                           f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}")
+
+
+def _calibration_data(dataset, model, data_dir):
+    """Examples to calibrate int8 and to compare the export on: the dataset's test split."""
+    from keras_nas import data
+
+    _, (x_test, _) = data.load_named(dataset, data_dir=data_dir)
+    expected = tuple(model.input_shape[1:])
+    if tuple(x_test.shape[1:]) != expected:
+        raise CommandError(f"--dataset {dataset!r} has examples of shape {x_test.shape[1:]}, "
+                           f"but the model takes {expected}")
+    return x_test
+
+
+def run_report(args):
+    from keras_nas import report
+
+    if not os.path.isfile(os.path.join(args.results_dir, "summary.json")):
+        raise CommandError(f"RESULTS_DIR {args.results_dir!r} holds no summary.json")
+    path = report.write_report(args.results_dir, output=args.output, format=args.format)
+    print(f"wrote {path}")
     return 0
 
 

@@ -247,6 +247,7 @@ class Search:
         self.data = None
         self.best_model = None
         self.best_hyperparameters = None
+        self.best_info = {}
         self._started = None
 
     @staticmethod
@@ -406,11 +407,18 @@ class Search:
             "best_architecture": best_record["architecture"] if best_record else None,
             "best_model": (os.path.basename(self.best_model_path)
                            if self.best_model is not None else None),
+            "best": dict(self.best_info),
             "trials": trials,
         }
 
     def _write_summary(self):
         summary_lib.write_json(self.summary_path, self.summary)
+
+    def record_best(self, **info):
+        """Adds facts about the returned model (TFLite size, latency...) to `summary["best"]`
+        and rewrites `summary.json`."""
+        self.best_info.update(info)
+        self._write_summary()
 
     def _on_trial_end(self, tuner, trial):
         self._write_summary()

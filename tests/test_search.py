@@ -1,0 +1,127 @@
+import json
+import os
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+import keras_nas
+from keras_nas import data
+
+# A tiny cell space so each trial is a second or two on a laptop CPU.
+TINY = dict(channels=4, cells_per_stage=1)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    (x, y), (xt, yt) = data.load_digits()
+    return (x[:300], y[:300]), (x[300:400], y[300:400]), (xt[:100], yt[:100])
+
+
+@pytest.mark.parametrize("strategy", ["random", "bayesian", "hyperband"])
+def test_search_per_strategy_returns_a_trained_model(strategy, digits, tmp_path):
+    (x, y), val, test = digits
+    s = keras_nas.Search(space="cell", strategy=strategy, max_trials=2, epochs=2, seed=1,
+                         directory=tmp_path, project_name=strategy, space_kwargs=TINY,
+                         verbose=0)
+    s.fit(x, y, validation_data=val)
+    trials = s.trials
+    assert 1 <= len(trials) <= 2
+    assert all(t["status"] == "COMPLETED" for t in trials)
+    for t in trials:
+        assert t["architecture"].startswith("|") and t["params"] > 0
+        assert 0.0 <= t["metrics"]["val_accuracy"] <= 1.0
+    summary = json.loads(open(s.summary_path).read())
+    assert summary["strategy"] == strategy and summary["best_architecture"]
+    assert len(summary["trials"]) == len(trials)
+    loss, accuracy = s.best_model.evaluate(*test, verbose=0)
+    assert np.isfinite(loss) and 0.0 <= accuracy <= 1.0
+    assert os.path.exists(s.best_model_path)
+
+
+def test_search_function_model_saves_and_reloads_without_custom_objects(digits, tmp_path):
+    (x, y), val, test = digits
+    model = keras_nas.search(x, y, validation_data=val, space="cell", strategy="random",
+                             max_trials=2, epochs=1, seed=0, directory=tmp_path,
+                             space_kwargs=TINY, verbose=0)
+    assert isinstance(model, keras.Model) and model.optimizer is not None
+    path = tmp_path / "best.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(model.predict(test[0], verbose=0),
+                               loaded.predict(test[0], verbose=0), atol=1e-5)
+
+
+def test_retrain_uses_training_and_validation_data(digits, tmp_path):
+    (x, y), val, _ = digits
+    s = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0)
+    s.fit(x, y, validation_data=val)
+    # One epoch over train + validation: the optimizer ran ceil(400 / 32) steps.
+    assert int(s.best_model.optimizer.iterations.numpy()) == int(np.ceil(400 / 32))
+    kept = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
+                            directory=tmp_path, project_name="kept", retrain=False,
+                            space_kwargs=TINY, verbose=0).fit(x, y, validation_data=val)
+    val_acc = kept.best_model.evaluate(*val, verbose=0)[1]
+    assert val_acc == pytest.approx(kept.trials[0]["metrics"]["val_accuracy"], abs=1e-6)
+
+
+def test_rerun_resumes_and_keeps_completed_trials(digits, tmp_path):
+    (x, y), val, _ = digits
+    kwargs = dict(space="cell", strategy="random", epochs=1, seed=2, directory=tmp_path,
+                  project_name="resume", space_kwargs=TINY, verbose=0, retrain=False)
+    first = keras_nas.Search(max_trials=2, **kwargs).fit(x, y, validation_data=val)
+    before = {t["trial_id"]: t["architecture"] for t in first.trials}
+    second = keras_nas.Search(max_trials=3, **kwargs).fit(x, y, validation_data=val)
+    after = {t["trial_id"]: t["architecture"] for t in second.trials}
+    assert len(after) == 3
+    assert all(after[k] == v for k, v in before.items())
+    fresh = keras_nas.Search(max_trials=1, overwrite=True, **kwargs).fit(x, y, validation_data=val)
+    assert len(fresh.trials) == 1
+
+
+def test_any_oracle_instance_and_tf_dataset_input(digits, tmp_path):
+    import tensorflow as tf
+
+    (x, y), (xv, yv), _ = digits
+    oracle = keras_tuner.oracles.RandomSearchOracle(
+        objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=1, seed=5)
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    val = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(32)
+    s = keras_nas.Search(space="cell", strategy=oracle, max_trials=1, epochs=1,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0)
+    s.fit(train, validation_data=val)
+    assert s.summary["strategy"] == "RandomSearchOracle"
+    assert s.trials[0]["status"] == "COMPLETED"
+
+
+def test_every_space_by_name_runs_a_trial(digits, tmp_path):
+    (x, y), val, _ = digits
+    for space, kwargs in [("darts", dict(channels=4, layers=2)), ("mobilenet", {})]:
+        s = keras_nas.Search(space=space, strategy="random", max_trials=1, epochs=1, seed=0,
+                             directory=tmp_path, project_name=space, space_kwargs=kwargs,
+                             verbose=0, retrain=False)
+        s.fit(x[:100], y[:100], validation_data=(val[0][:50], val[1][:50]))
+        assert s.trials[0]["status"] == "COMPLETED", s.trials[0]["error"]
+        assert s.space.decode(s.best_architecture) is not None
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(max_trials=0), "`max_trials` must be a positive integer"),
+    (dict(epochs=-1), "`epochs` must be a positive integer"),
+    (dict(max_time=0), "`max_time` must be a positive number"),
+    (dict(space="nope"), "space"),
+    (dict(strategy="nope"), "Unknown `strategy`"),
+    (dict(seed=-3), "`seed`"),
+])
+def test_bad_settings_fail_before_any_training(kwargs, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        keras_nas.Search(directory=tmp_path, **kwargs)
+
+
+def test_bad_data_fails_before_the_results_folder_is_touched(tmp_path):
+    s = keras_nas.Search(directory=tmp_path, project_name="p", verbose=0)
+    with pytest.raises(ValueError, match="same length"):
+        s.fit(np.zeros((10, 8, 8, 1)), np.zeros(9))
+    assert not (tmp_path / "p").exists()
