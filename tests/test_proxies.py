@@ -21,6 +21,7 @@ from keras_nas.estimation import (
     naswot_kernel_of,
     params,
     prescreen,
+    warm_start,
     relu_codes,
     relu_layers,
     score,
@@ -261,3 +262,31 @@ def test_relus_inside_nasbench201_ops_are_found():
     assert [type(layer).__name__ for layer, _ in found] == ["ReLU"]
     x = np.random.default_rng(0).normal(size=(4, 6, 6, 4)).astype("float32")
     np.testing.assert_array_equal(relu_codes(model, x), (x.reshape(4, -1) > 0).astype("float64"))
+
+
+def test_warm_start_makes_an_oracle_propose_the_prescreened_first(tmp_path):
+    space = WidthSpace()
+    survivors = prescreen(space, ["w1", "w2", "w3", "w8"], "params", keep=2)
+    oracle = keras_tuner.oracles.RandomSearchOracle(
+        objective="val_accuracy", max_trials=6, seed=0
+    )
+    hp = keras_tuner.HyperParameters()
+    space.declare(hp)
+    oracle.hyperparameters = hp
+    oracle._set_project_dir(str(tmp_path), "warm")
+    warm_start(oracle, space, survivors)
+    first = oracle.create_trial("t0")
+    assert first.hyperparameters.values == {"width": 8}
+    assert oracle.get_state()["warm_start_queue"] == [{"width": 3}]
+    state = oracle.get_state()
+    oracle._keras_nas_warm_start = []
+    oracle.set_state(state)  # the queue travels with the state (resume)
+    oracle.end_trial(first)
+    second = oracle.create_trial("t0")
+    assert second.hyperparameters.values == {"width": 3}
+    oracle.end_trial(second)
+    assert oracle.get_state()["warm_start_queue"] == []
+    third = oracle.create_trial("t0")  # the oracle's own (random) choice from here on
+    assert third.hyperparameters.values["width"] in (1, 2, 3, 4, 6, 8)
+    with pytest.raises(TypeError, match="`oracle`"):
+        warm_start("oracle", space, survivors)

@@ -31,4 +31,4 @@ from keras_nas.estimation.proxies import (  # noqa: F401
     snip_and_grad_norm,
     synflow,
 )
-from keras_nas.estimation.screening import ProxyEstimator, prescreen  # noqa: F401
+from keras_nas.estimation.screening import ProxyEstimator, prescreen, warm_start  # noqa: F401

@@ -6,10 +6,12 @@ of training per trial, so a search can afford to score many more candidates than
 - **Pre-screening.** Draw a pool of candidates (e.g. `space.random_architecture(seed)` for
   many seeds, or an evolution's children), keep the `k` best by a proxy with
   `prescreen(...)`, and train only those.
-- **Warm start.** Give the survivors to a strategy as its first trials: decode them with
-  `space.decode(arch_str)` into hyperparameter values (every architecture decision of a
-  keras-nas space is a KerasTuner hyperparameter) and seed an oracle's initial population or
-  its first `populate_space()` answers with them instead of random draws.
+- **Warm start.** Give the survivors to a strategy as its first trials:
+  `warm_start(oracle, space, survivors)` makes any KerasTuner oracle propose them (decoded
+  with `space.decode`, since every architecture decision of a keras-nas space is a KerasTuner
+  hyperparameter) before its own choices; an evolution oracle's random initial population,
+  a Bayesian oracle's initial points or a REINFORCE controller's first samples are then
+  proxy-selected instead of random, and the strategy learns from their real results.
 - **Cheap estimate of one trial.** `ProxyEstimator(...).estimate_model(model)` or
   `keras_nas.estimation.score(model, proxy, x, y)`.
 
@@ -19,11 +21,14 @@ Example:
 from keras_nas.estimation import prescreen
 pool = [space.random_architecture(seed=s) for s in range(100)]
 best10 = prescreen(space, pool, "synflow", keep=10)
-first_trials = [space.decode(a) for a in best10]   # hyperparameter values
+oracle = keras_nas.oracles.make_oracle("evolution", objective="val_accuracy",
+                                      max_trials=30, epochs=5)
+warm_start(oracle, space, best10)   # trials 0..9 are best10, then the oracle takes over
 ```
 """
 
 import gc
+import json
 import math
 
 from keras_nas.estimation.proxies import DATA_FREE, NEEDS_LABELS, PROXIES, score
@@ -138,3 +143,70 @@ def prescreen(space, candidates, proxy, x=None, y=None, keep=10):
     """
     _check_keep(keep)
     return ProxyEstimator(proxy, x=x, y=y).prescreen(space, candidates, keep)
+
+
+def warm_start(oracle, space, architectures):
+    """Makes a KerasTuner oracle propose `architectures` as its first new trials.
+
+    The oracle's `populate_space` answers with the queued architectures (decoded by
+    `space.decode`; hyperparameters an architecture does not set keep their defaults) until
+    the queue is empty, then falls back to the oracle's own strategy. The queue is part of
+    the oracle's state (`get_state()["warm_start_queue"]`, plain JSON), so a resumed search
+    does not propose them twice. The oracle must already know the space's hyperparameters
+    (a Tuner registers them when it is created).
+
+    Args:
+        oracle: a `keras_tuner.Oracle`.
+        space: the `keras_nas.spaces.Space` the architectures belong to.
+        architectures: architecture strings, e.g. from `prescreen()`.
+
+    Returns:
+        The same oracle (changed in place).
+
+    Example:
+
+    ```python
+    warm_start(tuner.oracle, space, prescreen(space, pool, "synflow", keep=10))
+    ```
+    """
+    import keras_tuner
+
+    if not isinstance(oracle, keras_tuner.Oracle):
+        raise TypeError(f"`oracle` must be a keras_tuner.Oracle, got {type(oracle).__name__}.")
+    queue = [space.decode(arch) for arch in _check_candidates(architectures)]
+    try:
+        queue = json.loads(json.dumps(queue))
+    except TypeError as e:
+        raise ValueError(f"`space.decode` gave values that are not plain JSON: {e}") from None
+    oracle._keras_nas_warm_start = queue
+    own_populate, own_get, own_set = oracle.populate_space, oracle.get_state, oracle.set_state
+
+    def populate_space(trial_id):
+        pending = oracle._keras_nas_warm_start
+        if pending:
+            hp = oracle.hyperparameters.copy()
+            values = dict(hp.values)
+            decoded = pending.pop(0)
+            unknown = sorted(set(decoded) - {p.name for p in hp.space})
+            if unknown:
+                raise ValueError(
+                    f"The oracle does not know the hyperparameters {unknown} of `space`: "
+                    "let a Tuner register the space first."
+                )
+            values.update(decoded)
+            return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+        return own_populate(trial_id)
+
+    def get_state():
+        state = own_get()
+        state["warm_start_queue"] = [dict(v) for v in oracle._keras_nas_warm_start]
+        return state
+
+    def set_state(state):
+        own_set(state)
+        oracle._keras_nas_warm_start = [dict(v) for v in state.get("warm_start_queue", [])]
+
+    oracle.populate_space = populate_space
+    oracle.get_state = get_state
+    oracle.set_state = set_state
+    return oracle
