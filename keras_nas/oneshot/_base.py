@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_nas.oneshot.supernet import build_supernet, recalibrate_batch_norm
+from keras_nas.oneshot.supernet import build_supernet
 
 
 def _check_xy(x, y, name):
@@ -119,6 +119,37 @@ class OneShotSearch:
             self._predict = predict
         return self._predict
 
+    def _recalibrate(self, calibration, path):
+        """Batch-norm statistics of `path` from the calibration batches, in one traced call.
+
+        The batches are joined into one batch and every BN layer's moving statistics are set
+        to that batch's statistics (momentum 0 inside this traced function only), which is
+        the exact statistics of the calibration examples (SPOS recalibration).
+        """
+        net = self.supernet
+        if getattr(self, "_calibrate", None) is None or self._calibrate[0] is not calibration:
+            xcal = tf.concat([tf.convert_to_tensor(b) for b in calibration], axis=0)
+            bns = [
+                layer
+                for layer in net._flatten_layers(include_self=False)
+                if isinstance(layer, keras.layers.BatchNormalization)
+            ]
+
+            @tf.function
+            def calibrate(p):
+                net(xcal, training=True, path=p)
+
+            saved = [bn.momentum for bn in bns]
+            for bn in bns:
+                bn.momentum = 0.0
+            try:
+                calibrate.get_concrete_function(tf.TensorSpec((len(net.decisions),), "int32"))
+            finally:
+                for bn, m in zip(bns, saved):
+                    bn.momentum = m
+            self._calibrate = (calibration, calibrate)
+        self._calibrate[1](path)
+
     def subnet_accuracy(self, path, x, y, batch_size=256, calibration=None):
         """Accuracy of the supernet's path `path` (inherited weights) on `(x, y)`.
 
@@ -129,10 +160,10 @@ class OneShotSearch:
             calibration: optional list of input batches to recalibrate batch norm on first.
         """
         path = [int(i) for i in path]
-        if calibration is not None:
-            recalibrate_batch_norm(self.supernet, calibration, path=path)
-        predict = self._predict_fn()
         p = tf.constant(path, dtype="int32")
+        if calibration is not None:
+            self._recalibrate(calibration, p)
+        predict = self._predict_fn()
         correct = 0
         for i in range(0, len(x), batch_size):
             probs = predict(tf.constant(x[i : i + batch_size]), p)

@@ -1,0 +1,236 @@
+"""SPOS: single-path one-shot NAS with uniform sampling (Guo et al., ECCV 2020)."""
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_nas.oneshot._base import OneShotSearch, batch_accuracy, sparse_ce
+
+
+class SPOSSearch(OneShotSearch):
+    """Uniform single-path supernet training, then evolution over weight-inheriting subnets.
+
+    Training: every step draws one path uniformly (one option per decision) and trains only
+    that path's weights on a training batch. Search: an evolutionary algorithm (population,
+    top-k parents, crossover and mutation, as in SPOS) scores each candidate by its validation
+    accuracy with the inherited supernet weights, after re-estimating the batch-norm statistics
+    of that path on `calibration_batches` training batches (the shared statistics belong to no
+    single path).
+
+    Args:
+        space: a `keras_nas.spaces.Space` with a supernet (`NASBench201Space`, ...).
+        learning_rate: SGD learning rate (momentum 0.9, cosine decay) of the supernet.
+        weight_decay: weight decay of the supernet weights.
+        population_size: candidates per generation.
+        generations: generations after the random initial population.
+        parents: how many of the best candidates breed.
+        mutation_prob: probability that a mutation redraws each decision.
+        calibration_batches: training batches used to recalibrate batch norm per candidate.
+        eval_samples: the most validation examples a candidate is scored on.
+        exclude: options a candidate may not take on every decision at once (an all-"none"
+            cell is never useful), checked as "not all decisions in `exclude`".
+        optimizer: a Keras optimizer replacing the default SGD.
+        seed: random seed.
+        verbose: 1 prints progress.
+
+    Example:
+
+    ```python
+    space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=8, cells_per_stage=1)
+    search = SPOSSearch(space, population_size=10, generations=3, seed=0)
+    search.fit(x, y, validation_data=(xv, yv), epochs=10, batch_size=64)
+    model = search.retrain(x, y, epochs=20)
+    ```
+    """
+
+    def __init__(
+        self,
+        space,
+        learning_rate=0.05,
+        weight_decay=1e-4,
+        population_size=16,
+        generations=4,
+        parents=4,
+        mutation_prob=0.2,
+        calibration_batches=4,
+        eval_samples=512,
+        exclude=("none",),
+        optimizer=None,
+        seed=None,
+        verbose=0,
+    ):
+        super().__init__(space, seed=seed, verbose=verbose)
+        for name, value, minimum in (
+            ("population_size", population_size, 2),
+            ("generations", generations, 0),
+            ("parents", parents, 1),
+            ("calibration_batches", calibration_batches, 0),
+            ("eval_samples", eval_samples, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+        if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+            raise ValueError(f"`learning_rate` must be a positive number, got {learning_rate!r}.")
+        if not isinstance(mutation_prob, (int, float)) or not 0 <= mutation_prob <= 1:
+            raise ValueError(f"`mutation_prob` must be in [0, 1], got {mutation_prob!r}.")
+        self.learning_rate = float(learning_rate)
+        self.weight_decay = float(weight_decay)
+        self.population_size = population_size
+        self.generations = generations
+        self.parents = min(parents, population_size)
+        self.mutation_prob = float(mutation_prob)
+        self.calibration_batches = calibration_batches
+        self.eval_samples = eval_samples
+        self.exclude = tuple(exclude)
+        self._optimizer = optimizer
+        self.scores = {}
+
+    # -- supernet training -----------------------------------------------------------------
+    def setup(self, steps_per_epoch=1, epochs=1):
+        """Builds the supernet (single-path) and its optimizer (`fit` calls this)."""
+        net = self._make_supernet(mode="softmax")
+        if self._optimizer is not None:
+            self.optimizer = self._optimizer
+        else:
+            schedule = keras.optimizers.schedules.CosineDecay(
+                self.learning_rate, decay_steps=max(1, steps_per_epoch * epochs), alpha=1e-2
+            )
+            self.optimizer = keras.optimizers.SGD(
+                schedule, momentum=0.9, weight_decay=self.weight_decay, global_clipnorm=5.0
+            )
+        loss_fn = sparse_ce(net)
+        w_vars = net.weight_variables
+
+        @tf.function(reduce_retracing=True)
+        def train_step(x, y, path):
+            with tf.GradientTape() as tape:
+                out = net(x, training=True, path=path)
+                loss = loss_fn(y, out)
+            grads = tape.gradient(loss, [v.value for v in w_vars])
+            # Ops off the path get no gradient; they keep their weights this step.
+            pairs = [(g, v) for g, v in zip(grads, w_vars) if g is not None]
+            self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+            return loss, batch_accuracy(y, out)
+
+        self._train_step = train_step
+        self._predict = None
+        return net
+
+    def _valid(self, path):
+        options = [o for _, o in self.supernet.decisions]
+        return not all(opts[i] in self.exclude for opts, i in zip(options, path))
+
+    def sample_path(self):
+        """A uniformly drawn path (redrawn while every decision is in `exclude`)."""
+        for _ in range(100):
+            path = self.supernet.random_path(self.rng)
+            if self._valid(path):
+                return path
+        return path
+
+    def train_supernet(self, x, y, epochs, batch_size):
+        """Trains the supernet, one uniformly sampled path per batch."""
+        net = self.supernet
+        # Every weight must exist in the optimizer before a traced step that may skip some.
+        if not self.optimizer.built:
+            self.optimizer.build(net.weight_variables)
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            logs = []
+            for xb, yb in self._batches(x, y, batch_size):
+                path = tf.constant(self.sample_path(), dtype="int32")
+                loss, acc = self._train_step(xb, yb, path)
+                logs.append((float(loss), float(acc)))
+            logs = np.asarray(logs)
+            self.history["loss"].append(float(logs[:, 0].mean()))
+            self.history["accuracy"].append(float(logs[:, 1].mean()))
+            self.history["seconds"].append(time.perf_counter() - start)
+            self._log(
+                f"epoch {epoch + 1}/{epochs} loss {self.history['loss'][-1]:.4f} "
+                f"acc {self.history['accuracy'][-1]:.4f}"
+            )
+
+    # -- evolution ----------------------------------------------------------------------------
+    def score(self, path):
+        """Validation accuracy of `path` with inherited weights and recalibrated batch norm."""
+        key = tuple(int(i) for i in path)
+        if key not in self.scores:
+            self.scores[key] = self.subnet_accuracy(
+                key, self._xv, self._yv, calibration=self._calibration
+            )
+            self.num_evaluated += 1
+        return self.scores[key]
+
+    def _mutate(self, path):
+        child = list(path)
+        for k, n in enumerate(self.supernet.num_options):
+            if self.rng.random() < self.mutation_prob:
+                child[k] = int(self.rng.integers(n))
+        return child
+
+    def _crossover(self, a, b):
+        return [int(a[k] if self.rng.random() < 0.5 else b[k]) for k in range(len(a))]
+
+    def evolve(self):
+        """Runs the evolutionary search; returns the best path found."""
+        population = []
+        tries = 0
+        while len(population) < self.population_size and tries < 50 * self.population_size:
+            tries += 1
+            p = self.sample_path()
+            if tuple(p) not in {tuple(q) for q in population}:
+                population.append(p)
+        ranked = sorted(population, key=lambda p: -self.score(p))
+        self.history["generation_best"] = [self.score(ranked[0])]
+        for gen in range(self.generations):
+            top = ranked[: self.parents]
+            children = []
+            tries = 0
+            while len(children) < self.population_size and tries < 50 * self.population_size:
+                tries += 1
+                if self.rng.random() < 0.5 and len(top) > 1:
+                    i, j = self.rng.choice(len(top), 2, replace=False)
+                    child = self._crossover(top[i], top[j])
+                else:
+                    child = self._mutate(top[int(self.rng.integers(len(top)))])
+                if not self._valid(child) or tuple(child) in self.scores:
+                    continue
+                if tuple(child) in {tuple(c) for c in children}:
+                    continue
+                children.append(child)
+            ranked = sorted(top + children, key=lambda p: -self.score(p))
+            self.history["generation_best"].append(self.score(ranked[0]))
+            self._log(f"generation {gen + 1}: best {self.score(ranked[0]):.4f}")
+        best = max(self.scores, key=lambda k: self.scores[k])
+        return list(best)
+
+    def _search(self, x, y, xv, yv, epochs, batch_size):
+        steps = max(1, len(x) // batch_size)
+        self.setup(steps_per_epoch=steps, epochs=epochs)
+        self.history = {"loss": [], "accuracy": [], "seconds": []}
+        self.scores = {}
+        self.num_evaluated = 0
+        self.train_supernet(x, y, epochs, batch_size)
+        self._xv, self._yv = xv[: self.eval_samples], yv[: self.eval_samples]
+        self._calibration = [xb for xb, _ in self._batches(x, y, batch_size)][
+            : self.calibration_batches
+        ] or None
+        start = time.perf_counter()
+        best = self.evolve()
+        self.history["evolution_seconds"] = time.perf_counter() - start
+        return best
+
+    def evaluate_architecture(self, arch, x, y, calibration=None):
+        """Inherited-weight accuracy of an architecture string on `(x, y)` (after `fit`).
+
+        `calibration`: input batches to recalibrate batch norm on (default: the ones the
+        search used).
+        """
+        if self.supernet is None:
+            raise ValueError("Call `fit()` before `evaluate_architecture()`.")
+        path = self.supernet.path_of(self.space.decode(arch))
+        return self.subnet_accuracy(
+            path, x, y, calibration=self._calibration if calibration is None else calibration
+        )
