@@ -163,3 +163,49 @@ def test_progress_printer_validation_and_formatting():
     assert format_duration(None) == "?"
     assert shorten("abcdefghij", 5) == "ab…ij"
     assert np.isclose(len(shorten("x" * 100, 20)), 20)
+
+
+# -- a real small search: figures, report, TensorBoard HParams -----------------------------
+def test_real_search_figures_report_and_tensorboard_hparams(tmp_path):
+    """A 2-trial search on 240 digits: every figure that applies is drawn from its summary,
+    the report references them, and KerasTuner's TensorBoard HParams logging still works."""
+    import keras
+    from sklearn.datasets import load_digits
+
+    import keras_nas
+    from keras_nas import plots
+
+    digits = load_digits()
+    x = (digits.images[:240] / 16.0).astype("float32")[..., None]
+    y = digits.target[:240]
+    logs = tmp_path / "tb"
+    search = keras_nas.Search(
+        space="cell", strategy="random", max_trials=2, epochs=1, batch_size=32, seed=3,
+        directory=str(tmp_path), project_name="real", retrain=False, verbose=0,
+        space_kwargs={"channels": 4, "cells_per_stage": 1},
+    )
+    search.fit(x[:160], y[:160], validation_data=(x[160:], y[160:]),
+               callbacks=[keras.callbacks.TensorBoard(log_dir=str(logs))])
+    results = Path(search.results_dir)
+    summary = plots.load_summary(results)
+    done = [t for t in summary["trials"] if t["status"] == "COMPLETED"]
+    assert done, summary["trials"]
+
+    fig = plots.plot_history(results)
+    assert len(fig.axes[0].collections[0].get_offsets()) == len(done)
+    fig = plots.plot_pareto(results)  # params of every trial
+    assert fig.axes[0].get_xlabel().startswith("parameters")
+    fig = plots.plot_cell(results)  # the found NAS-Bench-201 cell
+    assert "NAS-Bench-201 cell" in fig.axes[0].get_title()
+    assert len(plots.plot_cell_shapes(results).axes[0].collections[0].get_offsets()) == len(done)
+
+    page = Path(write_report(results, format="markdown")).read_text()
+    for name in ("history.png", "pareto.png", "cell.png", "cell_shapes.png"):
+        assert f"]({name})" in page and (results / name).stat().st_size > 1000
+    for t in summary["trials"]:
+        assert f"`{t['architecture']}`".replace("|", "\\|") in page
+
+    # KerasTuner gives each trial its own TensorBoard folder with the HParams plugin data.
+    events = [p for p in logs.rglob("events.out.tfevents.*")]
+    assert events, list(logs.rglob("*"))
+    assert any(b"hparams" in p.read_bytes() for p in events)
