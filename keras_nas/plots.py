@@ -296,6 +296,7 @@ def pareto_front(points, directions):
 
     A point dominates another if it is at least as good in every coordinate and strictly
     better in one. Equal points do not dominate each other (both stay on the front).
+    This is `keras_nas.objectives.non_dominated_ranks` (rank 0) on plain coordinates.
 
     Args:
         points: a sequence of points, each a sequence of numbers (one per objective).
@@ -310,29 +311,24 @@ def pareto_front(points, directions):
     pareto_front([(0.9, 5.0), (0.8, 2.0), (0.7, 3.0)], ["max", "min"])  # [0, 1]
     ```
     """
+    from keras_nas.objectives import non_dominated_ranks
+
     directions = list(directions)
     for d in directions:
         if d not in ("min", "max"):
             raise ValueError(f"`directions` entries must be 'min' or 'max', got {d!r}.")
-    signs = [1.0 if d == "max" else -1.0 for d in directions]
-    pts = []
+    rows = []
     for p in points:
         p = [float(v) for v in p]
-        if len(p) != len(signs):
+        if len(p) != len(directions):
             raise ValueError(
-                f"each point must have {len(signs)} coordinates (one per direction), got {len(p)}."
+                f"each point must have {len(directions)} coordinates (one per direction), got {len(p)}."
             )
-        pts.append([s * v for s, v in zip(signs, p)])
-    front = []
-    for i, p in enumerate(pts):
-        dominated = False
-        for j, q in enumerate(pts):
-            if i != j and all(a >= b for a, b in zip(q, p)) and any(a > b for a, b in zip(q, p)):
-                dominated = True
-                break
-        if not dominated:
-            front.append(i)
-    return front
+        rows.append({f"f{k}": v for k, v in enumerate(p)})
+    if not rows:
+        return []
+    ranks = non_dominated_ranks(rows, {f"f{k}": d for k, d in enumerate(directions)})
+    return [i for i, r in enumerate(ranks) if r == 0]
 
 
 def _cost_metrics(summary):
