@@ -30,3 +30,9 @@ from keras_nas.hardware.cost import (  # noqa: F401
     param_counts,
     profile,
 )
+from keras_nas.hardware.predictor import (  # noqa: F401
+    BlockSpec,
+    LatencyPredictor,
+    mobilenet_blocks,
+    spearman,
+)

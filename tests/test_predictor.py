@@ -1,0 +1,69 @@
+import pytest
+
+from keras_nas.hardware import LatencyPredictor, measure_latency, mobilenet_blocks, spearman
+from keras_nas.spaces import MobileNetSpace
+
+
+@pytest.fixture(scope="module")
+def space():
+    return MobileNetSpace(input_shape=(16, 16, 3), num_classes=10,
+                          stages=((16, 1, 1), (24, 2, 2)), width_multipliers=(0.5, 1.0),
+                          kernel_sizes=(3, 5), expansions=(3, 6), head_channels=32)
+
+
+def test_block_shapes_follow_the_built_network(space):
+    arch = "w0.5|k5e6|k3e3-k5e3"
+    specs = mobilenet_blocks(space, arch)
+    assert [s.kind for s in specs] == ["stem", "mbconv", "mbconv", "mbconv", "head"]
+    model = space.build_architecture(arch)
+    names = ["stage_0_block_0", "stage_1_block_0", "stage_1_block_1"]
+    for spec, name in zip(specs[1:-1], names):
+        layer = model.get_layer(name)
+        assert tuple(layer.input.shape[1:]) == spec.input_shape
+        assert tuple(layer.output.shape[1:]) == spec.output_shape
+        assert layer.kernel_size == spec.kernel and layer.expansion == spec.expansion
+    assert specs[-1].input_shape == tuple(model.get_layer("head_conv").input.shape[1:])
+    # The first block of a stage sees a different input than the next ones.
+    assert specs[2].stride == 2 and specs[3].stride == 1 and specs[2].key != specs[3].key
+
+
+def test_prediction_is_sum_of_blocks_minus_overhead(space):
+    arch_a, arch_b = "w1.0|k3e3|k3e3", "w1.0|k3e3|k3e3-k5e6"
+    predictor = LatencyPredictor(space, overhead_ms=0.5)
+    with pytest.raises(ValueError, match="fit"):
+        predictor.predict(arch_a)
+    keys_b = [s.key for s in predictor.blocks(arch_b)]
+    predictor.table = {k: float(i + 1) for i, k in enumerate(keys_b)}  # 1, 2, 3, 4, 5 ms
+    assert predictor.missing([arch_a, arch_b]) == []
+    assert predictor.predict(arch_b) == pytest.approx(15 - 4 * 0.5)
+    keys_a = [s.key for s in predictor.blocks(arch_a)]
+    assert predictor.predict(arch_a) == pytest.approx(sum(predictor.table[k] for k in keys_a) - 3 * 0.5)
+    assert len(predictor.missing(["w0.5|k3e3|k3e3"])) == 4
+
+
+def test_fit_measures_blocks_and_predicts_whole_network(space, tmp_path):
+    small = MobileNetSpace(input_shape=(16, 16, 3), num_classes=10, stages=((16, 1, 1),),
+                           width_multipliers=(1.0,), kernel_sizes=(3,), expansions=(6,),
+                           head_channels=32)
+    arch = "w1.0|k3e6"
+    predictor = LatencyPredictor(small, runs=60, warmup=10).fit([arch])
+    assert len(predictor.table) == 3 and all(v > 0 for v in predictor.table.values())
+    assert predictor.overhead_ms >= 0
+    predicted = predictor.predict(arch)
+    measured = measure_latency(small.build_architecture(arch), runs=60, warmup=10).median_ms
+    assert 0.25 < predicted / measured < 4.0
+    predictor.save(tmp_path / "table.json")
+    again = LatencyPredictor.load(tmp_path / "table.json", small)
+    assert again.predict(arch) == predicted and again.runs == 60
+
+
+def test_spearman_and_bad_input(space):
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 2, 3], [1, 2, 2, 3]) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        spearman([1], [1])
+    with pytest.raises(TypeError, match="space"):
+        LatencyPredictor("mobilenet")
+    with pytest.raises(ValueError, match="quantization"):
+        LatencyPredictor(space, quantization="int4")
