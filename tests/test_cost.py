@@ -111,3 +111,18 @@ def test_bad_input():
     assert count_macs(sub, input_shape=(3,)) == 6
     with pytest.raises(ValueError, match="input_shape"):
         count_macs(sub, input_shape=(0,))
+
+
+def test_hardware_metrics_for_a_trial():
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
+                              keras.layers.Flatten(), keras.layers.Dense(10)])
+    m = hardware.hardware_metrics(model, runs=5, warmup=1)
+    assert m["params"] == count_params(model) and m["macs"] == count_macs(model)
+    assert m["size_bytes"] == len(hardware.to_tflite(model))
+    assert m["latency_ms"] > 0 and m["latency_source"] == "measure"
+    none = hardware.hardware_metrics(model, latency=None)
+    assert none["latency_ms"] is None and none["flops"] == m["flops"]
+    with pytest.raises(ValueError, match="latency"):
+        hardware.hardware_metrics(model, latency="guess")
+    with pytest.raises(ValueError, match="predictor"):
+        hardware.hardware_metrics(model, latency="predict")

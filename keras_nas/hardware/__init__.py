@@ -36,3 +36,4 @@ from keras_nas.hardware.predictor import (  # noqa: F401
     mobilenet_blocks,
     spearman,
 )
+from keras_nas.hardware.metrics import hardware_metrics  # noqa: F401
