@@ -51,6 +51,7 @@ _COLORS = {
 }
 # One color per op name seen in cells (stable across figures).
 _OP_COLORS = {
+    "none": "#9A9A9A",
     "skip_connect": "#4C72B0",
     "nor_conv_1x1": "#DD8452",
     "nor_conv_3x3": "#C44E52",
@@ -514,6 +515,8 @@ def plot_controller(history, max_decisions=12):
     else:
         ax_e.text(0.5, 0.5, "no entropy recorded", ha="center", va="center", transform=ax_e.transAxes)
     ax_e.set_xlabel("update")
+    ax_r.xaxis.get_major_locator().set_params(integer=True)
+    ax_e.xaxis.get_major_locator().set_params(integer=True)
     ax_e.set_ylabel("entropy (nats)")
     ax_e.set_title("Policy entropy")
 
@@ -531,6 +534,7 @@ def plot_controller(history, max_decisions=12):
             color = _OP_COLORS.get(str(v), _EXTRA_COLORS[j % len(_EXTRA_COLORS)])
             ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.8, color=color, label=str(v))
         ax.set_ylim(-0.02, 1.02)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_title(decision, fontsize=11)
         ax.set_xlabel("update", fontsize=9)
         ax.set_ylabel("probability", fontsize=9)
