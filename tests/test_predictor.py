@@ -67,3 +67,23 @@ def test_spearman_and_bad_input(space):
         LatencyPredictor("mobilenet")
     with pytest.raises(ValueError, match="quantization"):
         LatencyPredictor(space, quantization="int4")
+
+
+def test_cell_space_blocks_drop_edges_that_do_not_reach_the_output():
+    from keras_nas.spaces import NASBench201Space
+
+    from keras_nas.hardware import cell_blocks
+
+    space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=4, cells_per_stage=1)
+    dead = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|nor_conv_1x1~0|none~1|none~2|"
+    specs = cell_blocks(space, dead)
+    assert [s.kind for s in specs] == ["cell_stem", "op", "resblock", "op", "resblock", "op",
+                                       "cell_head"]
+    assert {s.op for s in specs if s.kind == "op"} == {"nor_conv_1x1"}
+    assert [s.input_shape for s in specs if s.kind == "op"] == [(8, 8, 4), (4, 4, 8), (2, 2, 16)]
+    full = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    kinds = [s.kind for s in cell_blocks(space, full)]
+    assert kinds.count("op") == 3 * 6 and kinds.count("add") == 3 * 2
+    predictor = LatencyPredictor(space, overhead_ms=0.0)
+    predictor.table = {s.key: 1.0 for s in cell_blocks(space, full)}
+    assert predictor.predict(full) == pytest.approx(len(kinds))

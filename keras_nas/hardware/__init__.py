@@ -33,6 +33,7 @@ from keras_nas.hardware.cost import (  # noqa: F401
 from keras_nas.hardware.predictor import (  # noqa: F401
     BlockSpec,
     LatencyPredictor,
+    cell_blocks,
     mobilenet_blocks,
     spearman,
 )

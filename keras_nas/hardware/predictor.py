@@ -1,11 +1,14 @@
-"""A lookup-table latency predictor for the MobileNet macro space (ProxylessNAS, nn-Meter style).
+"""A lookup-table latency predictor for the macro and cell spaces (ProxylessNAS, nn-Meter style).
 
-A network of `MobileNetSpace` is a chain of blocks: the stem, the `MBConv` blocks and the
-head (1x1 conv, pooling, classifier). A block's latency depends only on its configuration
-and input shape, so each distinct block is built alone as a small Keras model, converted to
-TFLite and timed once; the latency of a whole network is then predicted as the sum of its
-blocks' latencies, minus the per-model fixed overhead counted once per block beyond the first
-(the overhead is the measured latency of a one-op model).
+A network is cut into blocks whose latency depends only on their configuration and input
+shape. `MobileNetSpace`: the stem, each `MBConv` block and the head (1x1 conv, pooling,
+classifier). `NASBench201Space`: the stem, the residual reduction blocks, the head, and
+inside every cell each edge's op plus the additions that sum a node's inputs (edges that do
+not reach the cell's output are left out: the TFLite converter removes them too). Each
+distinct block is built alone as a small Keras model, converted to TFLite and timed once;
+a whole network is predicted as the sum of its blocks' latencies, minus the per-model fixed
+overhead counted once per block beyond the first (the overhead is the measured latency of
+a one-op model).
 """
 
 import dataclasses
@@ -24,7 +27,8 @@ class BlockSpec:
     """One block of a network and the shape it sees.
 
     Attributes:
-        kind: `"stem"`, `"mbconv"` or `"head"`.
+        kind: `"stem"`, `"mbconv"`, `"head"` (MobileNet); `"cell_stem"`, `"resblock"`,
+            `"op"`, `"add"`, `"cell_head"` (NAS-Bench-201).
         input_shape: `(height, width, channels)` of the block's input.
         filters: output channels (head: channels of its 1x1 conv, 0 for none).
         kernel, expansion, stride, se_ratio: the block's configuration.
@@ -39,18 +43,20 @@ class BlockSpec:
     stride: int = 1
     se_ratio: float = 0.0
     num_classes: int = 0
+    op: str = ""
+    inputs: int = 1
 
     @property
     def key(self):
         """A string that identifies the block in the lookup table."""
         h, w, c = self.input_shape
         return (f"{self.kind}|{h}x{w}x{c}|f{self.filters}|k{self.kernel}|e{self.expansion}"
-                f"|s{self.stride}|se{self.se_ratio:g}|n{self.num_classes}")
+                f"|s{self.stride}|se{self.se_ratio:g}|n{self.num_classes}|{self.op}|i{self.inputs}")
 
     @property
     def output_shape(self):
         h, w, _ = self.input_shape
-        if self.kind == "head":
+        if self.kind in ("head", "cell_head"):
             return (self.num_classes,)
         return (math.ceil(h / self.stride), math.ceil(w / self.stride), self.filters)
 
@@ -58,10 +64,30 @@ class BlockSpec:
         """The block alone as a `keras.Model` (inference graph; BN as in the full network)."""
         import keras
 
-        from keras_nas.layers import MBConv
+        from keras_nas.layers import MBConv, ResNetBasicBlock, get_op
+        from keras_nas.spaces.base import stem_downsampling
 
         inputs = keras.Input(self.input_shape)
-        if self.kind == "stem":
+        if self.kind == "add":
+            terms = [inputs] + [keras.Input(self.input_shape) for _ in range(self.inputs - 1)]
+            x = terms[0]
+            for t in terms[1:]:
+                x = keras.ops.add(x, t)
+            return keras.Model(terms, x)
+        if self.kind == "cell_stem":
+            x, _ = stem_downsampling(inputs, min(self.input_shape[:2]), self.filters)
+            x = keras.layers.Conv2D(self.filters, 3, padding="same", use_bias=False)(x)
+            x = keras.layers.BatchNormalization()(x)
+        elif self.kind == "resblock":
+            x = ResNetBasicBlock(self.filters, self.stride)(inputs)
+        elif self.kind == "op":
+            x = get_op(self.op, self.filters, self.stride)(inputs)
+        elif self.kind == "cell_head":
+            x = keras.layers.BatchNormalization()(inputs)
+            x = keras.layers.ReLU()(x)
+            x = keras.layers.GlobalAveragePooling2D()(x)
+            x = keras.layers.Dense(self.num_classes, activation="softmax")(x)
+        elif self.kind == "stem":
             x = keras.layers.Conv2D(self.filters, self.kernel, strides=self.stride,
                                     padding="same", use_bias=False)(inputs)
             x = keras.layers.BatchNormalization()(x)
@@ -116,11 +142,66 @@ def mobilenet_blocks(space, architecture):
     return specs
 
 
-class LatencyPredictor:
-    """Predicts TFLite latency of `MobileNetSpace` networks from measured block latencies.
+def cell_blocks(space, architecture):
+    """The blocks of a `NASBench201Space` network, in order, with their input shapes.
+
+    Follows `NASBench201Space.build_values`; inside a cell, the edges that are computed
+    (`keras_nas.layers.Cell` skips `none` edges unless a node has nothing else) and reach
+    the output node, and one `add` block per node with more than one input.
 
     Args:
-        space: a configured `keras_nas.spaces.MobileNetSpace` (input shape and classes set).
+        space: a configured `keras_nas.spaces.NASBench201Space`.
+        architecture: a NAS-Bench-201 `arch_str` or a dict of decisions.
+
+    Example: `len(cell_blocks(space, arch))`.
+    """
+    from keras_nas.layers import cell_edges
+    from keras_nas.spaces.base import downsampling_steps
+
+    space._check_configured()
+    values = space.decode(architecture) if isinstance(architecture, str) else architecture
+    ops = space.cell_ops(values)
+    h, w, c = space.input_shape
+    size = min(h, w)
+    specs = [BlockSpec("cell_stem", (h, w, c), space.channels)]
+    for _ in range(downsampling_steps(size, 32)):
+        h, w, size = -(-h // 2), -(-w // 2), -(-size // 2)
+    edges = cell_edges(4)
+    active = []
+    for j in range(1, 4):
+        into = [k for k, (_, jj) in enumerate(edges) if jj == j]
+        live = [k for k in into if ops[k] != "none"]
+        active.extend(live if live else into[:1])
+    reaches = {3}
+    for j in (3, 2, 1):  # from the output node backwards
+        if j in reaches:
+            reaches.update(edges[k][0] for k in active if edges[k][1] == j)
+    for stage in range(3):
+        channels = space.channels * 2**stage
+        if stage > 0:
+            stride = 2 if size >= 2 else 1
+            specs.append(BlockSpec("resblock", (h, w, channels // 2), channels, stride=stride))
+            h, w, size = -(-h // stride), -(-w // stride), -(-size // stride)
+        for _ in range(space.cells_per_stage):
+            for j in range(1, 4):
+                if j not in reaches:
+                    continue
+                terms = [k for k in active if edges[k][1] == j]
+                for k in terms:
+                    specs.append(BlockSpec("op", (h, w, channels), channels, op=ops[k]))
+                if len(terms) > 1:
+                    specs.append(BlockSpec("add", (h, w, channels), channels, inputs=len(terms)))
+    specs.append(BlockSpec("cell_head", (h, w, space.channels * 4), 0,
+                           num_classes=space.num_classes))
+    return specs
+
+
+class LatencyPredictor:
+    """Predicts TFLite latency of a space's networks from measured block latencies.
+
+    Args:
+        space: a configured `keras_nas.spaces.MobileNetSpace` or `NASBench201Space`
+            (input shape and classes set).
         runs, warmup, threads, xnnpack: how each block is measured (see `measure_latency`).
         quantization: `None`, `"float16"` or `"dynamic"`; the export the predictions are for
             (whole networks must be exported the same way to compare).
@@ -139,10 +220,16 @@ class LatencyPredictor:
 
     def __init__(self, space, runs=50, warmup=10, threads=1, xnnpack=True, quantization=None,
                  table=None, overhead_ms=None):
-        from keras_nas.spaces import MobileNetSpace
+        from keras_nas.spaces import MobileNetSpace, NASBench201Space
 
-        if not isinstance(space, MobileNetSpace):
-            raise TypeError(f"`space` must be a MobileNetSpace, got {type(space).__name__}.")
+        if isinstance(space, MobileNetSpace):
+            self._blocks = mobilenet_blocks
+        elif isinstance(space, NASBench201Space):
+            self._blocks = cell_blocks
+        else:
+            raise TypeError(
+                f"`space` must be a MobileNetSpace or NASBench201Space, got {type(space).__name__}."
+            )
         space._check_configured()
         if quantization not in (None, "float16", "dynamic"):
             raise ValueError(
@@ -157,7 +244,7 @@ class LatencyPredictor:
 
     def blocks(self, architecture):
         """The `BlockSpec`s of an architecture (string or decisions dict)."""
-        return mobilenet_blocks(self.space, architecture)
+        return self._blocks(self.space, architecture)
 
     def missing(self, architectures):
         """The distinct blocks of `architectures` that the table does not hold yet."""
