@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Latency predictor vs measurement on random architectures of the MobileNet macro space.
+"""Latency predictor vs measurement on random architectures of the macro or cell space.
 
 Builds the lookup table (`keras_nas.hardware.LatencyPredictor.fit`) for `--archs` random
-architectures of a `MobileNetSpace`, then converts and measures every whole network with
+architectures of a `MobileNetSpace` (`--space macro`) or `NASBench201Space` (`--space cell`,
+`--channels`, `--cells-per-stage`), then converts and measures every whole network with
 `measure_latency` and compares: Spearman rank correlation (target >= 0.9), mean relative
 error |predicted - measured| / measured, and the time spent on table and measurements.
 
+    python tools/bench_predictor.py --space cell --archs 30 --input-size 16 --channels 8 \
+        --cells-per-stage 2
     python tools/bench_predictor.py --archs 30 --input-size 32 [--runs 50] [--threads 1]
         [--widths 0.5 1.0] [--kernels 3 5] [--expansions 3 6] [--max-depths 1 2 3 2]
         [--table latency_table.json] [--output bench_predictor.json] [--max-seconds 1500]
@@ -24,6 +27,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--space", choices=["macro", "cell"], default="macro")
+    parser.add_argument("--channels", type=int, default=8, help="cell space: C")
+    parser.add_argument("--cells-per-stage", type=int, default=2, help="cell space: N")
     parser.add_argument("--archs", type=int, default=30)
     parser.add_argument("--input-size", type=int, default=32)
     parser.add_argument("--runs", type=int, default=50)
@@ -43,13 +49,23 @@ def main():
     args = parser.parse_args()
 
     from keras_nas.hardware import LatencyPredictor, measure_latency, spearman, to_tflite
-    from keras_nas.spaces import MobileNetSpace
+    from keras_nas.spaces import MobileNetSpace, NASBench201Space
     from keras_nas.spaces.mobilenet import MOBILENETV2_STAGES
 
     stages = [(f, d, s) for (f, _, s), d in zip(MOBILENETV2_STAGES, args.max_depths)]
-    space = MobileNetSpace(input_shape=(args.input_size, args.input_size, 3), num_classes=10,
-                           stages=stages, width_multipliers=args.widths, kernel_sizes=args.kernels,
-                           expansions=args.expansions, head_channels=args.head_channels)
+    shape = (args.input_size, args.input_size, 3)
+    if args.space == "macro":
+        space = MobileNetSpace(input_shape=shape, num_classes=10, stages=stages,
+                               width_multipliers=args.widths, kernel_sizes=args.kernels,
+                               expansions=args.expansions, head_channels=args.head_channels)
+        described = {"space": "macro", "input_size": args.input_size, "stages": stages,
+                     "widths": args.widths, "kernels": args.kernels,
+                     "expansions": args.expansions, "head_channels": args.head_channels}
+    else:
+        space = NASBench201Space(input_shape=shape, num_classes=10, channels=args.channels,
+                                 cells_per_stage=args.cells_per_stage)
+        described = {"space": "cell", "input_size": args.input_size, "channels": args.channels,
+                     "cells_per_stage": args.cells_per_stage}
     archs, seen, seed = [], set(), args.seed
     while len(archs) < args.archs:
         arch = space.random_architecture(seed)
@@ -85,9 +101,7 @@ def main():
     meas = [r["measured_ms"] for r in rows]
     rel = [abs(p - m) / m for p, m in zip(pred, meas)]
     summary = {
-        "space": {"input_size": args.input_size, "stages": stages, "widths": args.widths,
-                  "kernels": args.kernels, "expansions": args.expansions,
-                  "head_channels": args.head_channels},
+        "space": described,
         "runs": args.runs, "warmup": args.warmup, "threads": args.threads,
         "architectures": len(rows), "blocks_measured": blocks, "table_seconds": table_s,
         "overhead_ms": predictor.overhead_ms,
