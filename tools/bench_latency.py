@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""Repeatability of `keras_nas.hardware.measure_latency`, and time per measurement.
+"""Repeatability of `keras_nas.hardware.measure_latency`, time per measurement, export checks.
+
+Export checks (`--skip-export-check` to leave out): a small conv net trained on sklearn's
+digits (8x8x1, /16; 1400 train, 397 test) is exported with each quantization and compared
+with the Keras model on the test digits (max |diff| of the softmax, top-1 agreement), with
+the flatbuffer size and the latency of each export.
 
 For each of five models of different kinds and sizes: convert to TFLite (timed), then
 measure the latency `--repeats` times in fresh processes. Reported per model: the median of
@@ -60,6 +65,47 @@ def models():
     return out
 
 
+def export_check(runs, warmup, threads):
+    import keras
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from keras_nas.hardware import measure_latency, to_tflite, verify_tflite
+
+    d = load_digits()
+    x = (d.images / 16.0).astype("float32")[..., None]
+    y = d.target
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x[:1400], y[:1400], epochs=30, batch_size=32, verbose=0)
+    keras_acc = float(model.evaluate(x[1400:], y[1400:], verbose=0)[1])
+    rows = []
+    for q in (None, "float16", "dynamic", "int8"):
+        t0 = time.perf_counter()
+        data = to_tflite(model, quantization=q, representative_data=x[:200])
+        convert_s = time.perf_counter() - t0
+        report = verify_tflite(data, model, x[1400:], quantization=q)
+        from keras_nas.hardware import run_tflite
+
+        acc = float(np.mean(np.argmax(run_tflite(data, x[1400:]), -1) == y[1400:]))
+        stats = measure_latency(data, runs=runs, warmup=warmup, threads=threads)
+        rows.append({"quantization": q or "float32", "size_bytes": len(data),
+                     "max_abs_diff": report.max_abs_diff, "top1_agreement": report.top1_agreement,
+                     "tflite_accuracy": acc, "keras_accuracy": keras_acc,
+                     "convert_s": convert_s, "median_ms": stats.median_ms})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -67,7 +113,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default="bench_latency.json")
+    parser.add_argument("--skip-export-check", action="store_true")
     args = parser.parse_args()
+    exports = [] if args.skip_export_check else export_check(args.runs, args.warmup, args.threads)
 
     from keras_nas.hardware import count_macs, measure_latency, to_tflite
 
@@ -92,7 +140,7 @@ def main():
         rows.append(row)
         print(json.dumps(row), flush=True)
     result = {"runs": args.runs, "warmup": args.warmup, "threads": args.threads,
-              "repeats": args.repeats, "models": rows}
+              "repeats": args.repeats, "models": rows, "export_check": exports}
     with open(args.output, "w") as f:
         json.dump(result, f, indent=1)
     print("\n| model | MACs | size (KB) | medians of 5 repeats (ms) | spread | convert (s) | measure (s) | total (s) |")
@@ -101,6 +149,13 @@ def main():
         print(f"| {r['model']} | {r['macs']:,} | {r['size_bytes'] / 1024:.0f} | "
               f"{', '.join(f'{m:.3f}' for m in r['medians_ms'])} | {r['spread_pct']:.1f}% | "
               f"{r['convert_s']:.2f} | {r['measure_s']:.2f} | {r['time_per_measurement_s']:.2f} |")
+    if exports:
+        print("\n| export | size (KB) | max abs diff | top-1 agreement | TFLite acc | Keras acc | median (ms) |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for r in exports:
+            print(f"| {r['quantization']} | {r['size_bytes'] / 1024:.1f} | {r['max_abs_diff']:.2e} | "
+                  f"{100 * r['top1_agreement']:.1f}% | {100 * r['tflite_accuracy']:.1f}% | "
+                  f"{100 * r['keras_accuracy']:.1f}% | {r['median_ms']:.4f} |")
 
 
 if __name__ == "__main__":
