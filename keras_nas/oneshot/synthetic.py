@@ -16,7 +16,7 @@ import keras_tuner
 import numpy as np
 
 from keras_nas.layers._utils import batch_norm
-from keras_nas.layers.ops import get_op
+from keras_nas.layers.ops import OPS, canonical_op_name, get_op
 from keras_nas.oneshot.supernet import Supernet, _copy
 from keras_nas.spaces.base import Space
 
@@ -74,7 +74,7 @@ class OneOpSpace(Space):
         inputs = keras.Input(self.input_shape)
         x = keras.layers.Conv2D(self.channels, 1, use_bias=False, name="stem_conv")(inputs)
         x = batch_norm(name="stem_bn")(x)
-        x = get_op(values["op"], self.channels, 1, name="op")(x)
+        x = OPS[canonical_op_name(values["op"])](self.channels, 1, name="op")(x)
         x = batch_norm(name="head_bn")(x)
         x = keras.layers.ReLU()(x)
         x = keras.layers.GlobalAveragePooling2D()(x)
