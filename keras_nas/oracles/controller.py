@@ -133,10 +133,13 @@ def keras_tuner_hyperparameters():
 class LSTMController(keras.Model):
     """An LSTM policy over a sequence of discrete decisions.
 
-    Step `t` reads an embedding of decision `t-1` (a learned start vector at `t=0`; each
-    decision has its own embedding table), advances one `LSTMCell`, and a decision-specific
-    `Dense` head gives the logits of decision `t`. Decisions may be skipped (conditional
-    hyperparameters that are inactive); the LSTM then just reads the decisions that were made.
+    Step `t` reads the embedding of decision `t-1` (a learned start vector at `t=0`; every
+    option of every decision has its own embedding row), advances one `keras.layers.LSTMCell`,
+    and the decision's own output projection gives the logits of decision `t`. Decisions may
+    be skipped (inactive conditional hyperparameters); the LSTM then just reads the decisions
+    that were made. Embeddings and output projections of all decisions are stored as one
+    table each (sliced per decision), which keeps the controller at six weight tensors: one
+    REINFORCE step stays cheap in eager mode.
 
     Args:
         num_options: list of the number of options of each decision, in order.
@@ -186,33 +189,27 @@ class LSTMController(keras.Model):
         self.names = list(names) if names is not None else [f"d{i}" for i in range(len(num_options))]
         if len(self.names) != len(num_options):
             raise ValueError("`names` must have one entry per decision of `num_options`.")
+        self.offsets = [int(v) for v in np.cumsum([0] + num_options[:-1])]
+        total = int(sum(num_options))
         base = 0 if seed is None else int(seed) * 1000
 
         def init(k, uniform=0.1):
-            return keras.initializers.RandomUniform(-uniform, uniform, seed=None if seed is None else base + k)
+            return keras.initializers.RandomUniform(
+                -uniform, uniform, seed=None if seed is None else base + k
+            )
 
-        self.start = self.add_weight(
-            shape=(1, units), initializer=init(0), name="start", trainable=True
-        )
+        self.start = self.add_weight(shape=(1, units), initializer=init(0), name="start")
         self.cell = keras.layers.LSTMCell(
-            units,
-            kernel_initializer=init(1),
-            recurrent_initializer=init(2),
-            name="lstm_cell",
+            units, kernel_initializer=init(1), recurrent_initializer=init(2), name="lstm_cell"
         )
-        self.embeddings = [
-            keras.layers.Embedding(n, units, embeddings_initializer=init(10 + 2 * i), name=f"embed_{i}")
-            for i, n in enumerate(num_options)
-        ]
-        self.heads = [
-            keras.layers.Dense(n, kernel_initializer=init(11 + 2 * i), name=f"head_{i}")
-            for i, n in enumerate(num_options)
-        ]
         self.cell.build((None, units))
-        for layer in self.embeddings:
-            layer.build((None,))
-        for layer in self.heads:
-            layer.build((None, units))
+        self.embedding = self.add_weight(
+            shape=(total, units), initializer=init(3), name="embedding"
+        )
+        self.head_kernel = self.add_weight(
+            shape=(units, total), initializer=init(4), name="head_kernel"
+        )
+        self.head_bias = self.add_weight(shape=(total,), initializer="zeros", name="head_bias")
         self.built = True
 
     def initial_state(self):
@@ -237,13 +234,11 @@ class LSTMController(keras.Model):
             x = self.start
         else:
             d, o = previous
-            if not hasattr(o, "shape"):
-                o = keras.ops.convert_to_tensor([int(o)], dtype="int32")
-            else:
-                o = keras.ops.reshape(o, (1,))
-            x = self.embeddings[d](o)
+            row = self.offsets[d] + int(o)
+            x = self.embedding[row : row + 1]
         out, state = self.cell(x, state)
-        logits = self.heads[index](out)[0]
+        lo, hi = self.offsets[index], self.offsets[index] + self.num_options[index]
+        logits = keras.ops.matmul(out, self.head_kernel[:, lo:hi])[0] + self.head_bias[lo:hi]
         temperature = self.temperature if temperature is None else temperature
         if temperature is not None:
             logits = logits / temperature
@@ -263,20 +258,20 @@ class LSTMController(keras.Model):
         for d, o in sequence:
             logits, state = self.step(previous, d, state)
             log_p = keras.ops.log_softmax(logits)
-            total_log_prob = total_log_prob + keras.ops.take(log_p, o)
+            total_log_prob = total_log_prob + log_p[int(o)]
             total_entropy = total_entropy - keras.ops.sum(keras.ops.exp(log_p) * log_p)
             previous = (d, o)
         return total_log_prob, total_entropy
 
     def probabilities(self, sequence):
         """Probability of each decision of `sequence` under the current policy (numpy)."""
-        state = self.initial_state()
+        policy = self.numpy_policy()
+        state = policy.initial_state()
         previous = None
         probs = []
         for d, o in sequence:
-            logits, state = self.step(previous, d, state)
-            p = _softmax(keras.ops.convert_to_numpy(logits))
-            probs.append(float(p[int(o)]))
+            logits, state = policy.step(previous, d, state)
+            probs.append(float(_softmax(logits)[int(o)]))
             previous = (d, o)
         return probs
 
@@ -284,55 +279,15 @@ class LSTMController(keras.Model):
         """A copy of the current policy in numpy, for fast sampling (same maths as `step`)."""
         return NumpyPolicy(self)
 
-    def train_step_fn(self, optimizer):
-        """A compiled function `(sequences, advantages, entropy_weight) -> loss` that applies one
-        REINFORCE step with `optimizer`; `sequences` is a list of tuples of
-        `(decision_index, option_index)`. Functions are cached per batch structure.
-        """
-        import tensorflow as tf
-
-        variables = self.trainable_variables
-        cache = {}
-
-        def run(sequences, advantages, entropy_weight):
-            key = tuple(tuple(d for d, _ in seq) for seq in sequences)
-            if key not in cache:
-
-                def compiled(options, advantages, entropy_weight, key=key):
-                    with tf.GradientTape() as tape:
-                        loss = 0.0
-                        for b, decisions in enumerate(key):
-                            log_prob, entropy = self.log_prob(
-                                [(d, options[b][t]) for t, d in enumerate(decisions)]
-                            )
-                            loss = loss - advantages[b] * log_prob - entropy_weight * entropy
-                        loss = loss / len(key)
-                    grads = tape.gradient(loss, variables)
-                    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-                    optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
-                    return loss
-
-                cache[key] = tf.function(compiled)
-            options = [
-                tf.constant([o for _, o in seq] or [0], dtype="int32") for seq in sequences
-            ]
-            return cache[key](
-                options,
-                tf.constant(advantages, dtype="float32"),
-                tf.constant(entropy_weight, dtype="float32"),
-            )
-
-        return run
-
     def call(self, inputs):
-        """Runs the whole sequence `inputs` (int tensor `(len,)` of option indices)."""
+        """Logits of every decision when the options `inputs` (a list of ints) are taken."""
         state = self.initial_state()
         previous = None
         outputs = []
         for d in range(len(self.num_options)):
             logits, state = self.step(previous, d, state)
             outputs.append(logits)
-            previous = (d, inputs[d])
+            previous = (d, int(inputs[d]))
         return outputs
 
     def get_config(self):
@@ -411,13 +366,18 @@ class NumpyPolicy:
         self.units = controller.units
         self.temperature = controller.temperature
         self.tanh_constant = controller.tanh_constant
-        self.start = np.asarray(controller.start, dtype=np.float64)
-        kernel, recurrent, bias = controller.cell.get_weights()
-        self.kernel = kernel.astype(np.float64)
-        self.recurrent = recurrent.astype(np.float64)
-        self.bias = bias.astype(np.float64)
-        self.embeddings = [np.asarray(e.get_weights()[0], np.float64) for e in controller.embeddings]
-        self.heads = [[np.asarray(w, np.float64) for w in h.get_weights()] for h in controller.heads]
+        def array(v):
+            return np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float64)
+
+        self.offsets = list(controller.offsets)
+        self.num_options = list(controller.num_options)
+        self.start = array(controller.start)
+        self.kernel = array(controller.cell.kernel)
+        self.recurrent = array(controller.cell.recurrent_kernel)
+        self.bias = array(controller.cell.bias)
+        self.embedding = array(controller.embedding)
+        self.head_kernel = array(controller.head_kernel)
+        self.head_bias = array(controller.head_bias)
 
     def initial_state(self):
         zeros = np.zeros((1, self.units))
@@ -429,7 +389,7 @@ class NumpyPolicy:
             x = self.start
         else:
             d, o = previous
-            x = self.embeddings[d][int(o)][None, :]
+            x = self.embedding[self.offsets[d] + int(o)][None, :]
         h, c = state
         z = x @ self.kernel + h @ self.recurrent + self.bias
         u = self.units
@@ -438,8 +398,8 @@ class NumpyPolicy:
         c = f * c + i * np.tanh(z[:, 2 * u : 3 * u])
         o = _sigmoid(z[:, 3 * u :])
         h = o * np.tanh(c)
-        kernel, bias = self.heads[index]
-        logits = (h @ kernel + bias)[0]
+        lo, hi = self.offsets[index], self.offsets[index] + self.num_options[index]
+        logits = (h @ self.head_kernel[:, lo:hi] + self.head_bias[lo:hi])[0]
         temperature = self.temperature if temperature is None else temperature
         if temperature is not None:
             logits = logits / temperature

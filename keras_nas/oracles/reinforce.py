@@ -171,13 +171,21 @@ class ReinforceOracle(keras_tuner.Oracle):
             for i, entry in enumerate(signature):
                 if entry in old_signature:
                     j = old_signature.index(entry)
-                    controller.embeddings[i].set_weights(old.embeddings[j].get_weights())
-                    controller.heads[i].set_weights(old.heads[j].get_weights())
+                    new_rows = slice(controller.offsets[i], controller.offsets[i] + entry[1])
+                    old_rows = slice(old.offsets[j], old.offsets[j] + entry[1])
+                    for name in ("embedding", "head_kernel", "head_bias"):
+                        new_var, old_var = getattr(controller, name), getattr(old, name)
+                        value = keras.ops.convert_to_numpy(new_var).copy()
+                        old_value = keras.ops.convert_to_numpy(old_var)
+                        if name == "head_kernel":
+                            value[:, new_rows] = old_value[:, old_rows]
+                        else:
+                            value[new_rows] = old_value[old_rows]
+                        new_var.assign(value)
         self._controller = controller
         self._decisions, self._signature = decisions, signature
         self._optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate)
         self._optimizer.build(controller.trainable_variables)
-        self._train_step = controller.train_step_fn(self._optimizer)
 
     @property
     def controller(self):
@@ -235,10 +243,28 @@ class ReinforceOracle(keras_tuner.Oracle):
             values = self._sample(base_temperature * (1.0 + 0.25 * attempt))
             if not self._duplicate(values):
                 return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-        values = self._random_values()
-        if values is None:
-            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
-        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+        # The policy keeps repeating itself: propose a uniformly random new architecture.
+        for _ in range(10 * (self.max_collisions + 1)):
+            values = self._uniform_values()
+            if not self._duplicate(values):
+                return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+        return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+
+    def _uniform_values(self):
+        options = {hp.name: opts for hp, opts in self._decisions}
+        hps = keras_tuner.HyperParameters()
+        values = {}
+        for hp in self.hyperparameters.space:
+            hps.merge([hp])
+            if not hps.is_active(hp):
+                continue
+            if hp.name in options:
+                opts = options[hp.name]
+                values[hp.name] = opts[int(self._rng.integers(len(opts)))]
+            else:
+                values[hp.name] = hp.default
+            hps.values[hp.name] = values[hp.name]
+        return values
 
     @keras_tuner.synchronized
     def end_trial(self, trial):
@@ -271,6 +297,8 @@ class ReinforceOracle(keras_tuner.Oracle):
 
     def _learn(self):
         """One REINFORCE step on the queued trials."""
+        import tensorflow as tf
+
         if keras.backend.backend() != "tensorflow":
             raise RuntimeError(
                 "ReinforceOracle trains its controller with TensorFlow: set KERAS_BACKEND="
@@ -285,8 +313,16 @@ class ReinforceOracle(keras_tuner.Oracle):
         advantages = [r - self.baseline for r in rewards]
         sequences = [self.sequence_of(self.trials[tid].hyperparameters.values) for tid in batch]
         if self._controller is not None and any(sequences):
-            # A compiled tf.GradientTape step: REINFORCE loss, gradient, one Adam update.
-            self._train_step(sequences, advantages, self.entropy_weight)
+            variables = self._controller.trainable_variables
+            with tf.GradientTape() as tape:
+                loss = 0.0
+                for advantage, sequence in zip(advantages, sequences):
+                    log_prob, entropy = self._controller.log_prob(sequence)
+                    loss = loss - advantage * log_prob - self.entropy_weight * entropy
+                loss = loss / len(batch)
+            grads = tape.gradient(loss, variables)
+            pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+            self._optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
             self.updates += 1
         self.baseline = float(
             self.baseline_decay * self.baseline + (1 - self.baseline_decay) * np.mean(rewards)

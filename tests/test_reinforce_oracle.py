@@ -1,0 +1,242 @@
+import json
+import math
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from keras_nas.oracles import ReinforceOracle
+from keras_nas.oracles import make_oracle
+from keras_nas.oracles.controller import LSTMController
+from keras_nas.oracles.controller import decision_options
+
+
+def toy_space(n=5, k=4):
+    hp = keras_tuner.HyperParameters()
+    for i in range(n):
+        hp.Choice(f"d{i}", [f"op{j}" for j in range(k)])
+    return hp
+
+
+def run(oracle, reward, n, tuner_id="t0"):
+    """Drives an oracle like a Tuner does; returns the values of each trial."""
+    out = []
+    for _ in range(n):
+        trial = oracle.create_trial(tuner_id)
+        if trial.status != "RUNNING":
+            break
+        values = dict(trial.hyperparameters.values)
+        oracle.update_trial(trial.trial_id, {"score": reward(values)})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+        out.append(values)
+    return out
+
+
+def new_oracle(tmp_path, name="p", **kwargs):
+    kwargs.setdefault("objective", keras_tuner.Objective("score", "max"))
+    kwargs.setdefault("hyperparameters", toy_space())
+    kwargs.setdefault("seed", 3)
+    kwargs.setdefault("units", 8)
+    oracle = ReinforceOracle(**kwargs)
+    oracle._set_project_dir(str(tmp_path), name)
+    oracle.verbose = 0
+    return oracle
+
+
+def matches(values):
+    return sum(values[f"d{i}"] == "op2" for i in range(5)) / 5
+
+
+BEST = {f"d{i}": "op2" for i in range(5)}
+
+
+def test_learns_the_best_of_a_toy_space(tmp_path):
+    oracle = new_oracle(tmp_path, max_trials=60, learning_rate=0.05)
+    p0 = oracle.probability(BEST)
+    tried = run(oracle, matches, 60)
+    assert len(tried) == 60
+    # Every proposal is a new architecture.
+    assert len({json.dumps(v, sort_keys=True) for v in tried}) == 60
+    # The best of 4**5 = 1024 architectures is found, and the policy now favours it.
+    assert BEST in tried
+    assert oracle.probability(BEST) > 20 * p0
+    assert oracle.updates == 60
+    # Later trials are better than the first ones: the policy learned.
+    assert np.mean([matches(v) for v in tried[-20:]]) > np.mean([matches(v) for v in tried[:20]])
+
+
+def test_minimized_objective_and_reward_fn(tmp_path):
+    # Minimizing 1 - matches must learn the same thing as maximizing matches.
+    oracle = new_oracle(
+        tmp_path, "min", objective=keras_tuner.Objective("score", "min"), max_trials=40
+    )
+    tried = run(oracle, lambda v: 1 - matches(v), 40)
+    assert np.mean([matches(v) for v in tried[-15:]]) > np.mean([matches(v) for v in tried[:15]])
+    # A reward function replaces the objective (here it rewards op0 instead).
+    oracle = new_oracle(
+        tmp_path, "fn", max_trials=40,
+        reward_fn=lambda t: sum(v == "op0" for v in t.hyperparameters.values.values()),
+    )
+    tried = run(oracle, matches, 40)
+    count = [sum(v == "op0" for v in t.values()) for t in tried]
+    assert np.mean(count[-15:]) > np.mean(count[:15])
+
+
+def test_state_is_json_and_reload_continues_the_same_policy(tmp_path):
+    a = new_oracle(tmp_path, "resume", max_trials=30, batch_size=2)
+    run(a, matches, 11)  # 10 learned, one pending in the batch
+    state = a.get_state()
+    text = json.dumps(state)  # plain JSON: no numpy types
+    assert json.loads(text)["reinforce"]["pending"] == a._pending
+    assert len(a.learned_trial_ids) == 10 and len(a._pending) == 1
+
+    b = new_oracle(tmp_path, "resume", max_trials=30, batch_size=2, seed=99)
+    b.reload()
+    assert b.learned_trial_ids == a.learned_trial_ids
+    assert b._pending == a._pending
+    assert b.baseline == a.baseline
+    for wa, wb in zip(a.controller.get_weights(), b.controller.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    for va, vb in zip(a._optimizer.variables, b._optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(va), np.asarray(vb))
+    # Both continue identically: same proposals, same updates.
+    ta = run(a, matches, 8)
+    tb = run(b, matches, 8)
+    assert ta == tb
+    for wa, wb in zip(a.controller.get_weights(), b.controller.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
+    # Every trial was learned exactly once.
+    assert b.learned_trial_ids == sorted(b.trials)[: len(b.learned_trial_ids)]
+    assert len(b.learned_trial_ids) + len(b._pending) == 19
+    assert b.updates == a.updates == 9
+
+
+def test_trial_completed_after_last_save_is_learned_once(tmp_path):
+    a = new_oracle(tmp_path, "crash", max_trials=10)
+    run(a, matches, 3)
+    saved = a.get_state()
+    run(a, matches, 1)  # completed, but suppose the oracle file was not written
+    a.save = lambda: None
+    b = new_oracle(tmp_path, "crash", max_trials=10)
+    # Trials come from their own files, the oracle state from before the 4th trial.
+    for tid in a.trials:
+        b.trials[tid] = keras_tuner.engine.trial.Trial.load(
+            str(tmp_path / "crash" / f"trial_{tid}" / "trial.json")
+        )
+    b.set_state(saved)
+    assert b.learned_trial_ids == sorted(a.trials)[:3]
+    assert b._pending == [sorted(a.trials)[3]]
+    run(b, matches, 1)
+    assert b.learned_trial_ids == sorted(b.trials)
+    assert len(b.learned_trial_ids) == len(set(b.learned_trial_ids)) == 5
+
+
+class RaisingTuner(keras_tuner.Tuner):
+    """A Tuner whose trials raise (odd trials) or report NaN (when asked)."""
+
+    def __init__(self, *args, behaviour="raise", **kwargs):
+        self.behaviour = behaviour
+        self.calls = 0
+        super().__init__(*args, **kwargs)
+
+    def run_trial(self, trial, *args, **kwargs):
+        self.calls += 1
+        if self.behaviour == "raise":
+            raise RuntimeError("this trial breaks")
+        return {"score": math.nan}
+
+
+def test_trial_that_raises_is_retried_then_failed(tmp_path):
+    oracle = new_oracle(tmp_path, "raise", max_trials=1, max_retries_per_trial=2)
+    tuner = RaisingTuner(
+        oracle=oracle, hypermodel=lambda hp: None, directory=str(tmp_path), project_name="raise"
+    )
+    tuner.search(verbose=0)
+    assert tuner.calls == 3  # first run + 2 retries
+    (trial,) = oracle.trials.values()
+    assert trial.status == "FAILED"
+    assert "this trial breaks" in trial.message
+    assert oracle.learned_trial_ids == [] and oracle.updates == 0
+
+
+def test_nan_score_is_invalid_retried_and_not_learned(tmp_path):
+    oracle = new_oracle(tmp_path, "nan", max_trials=3, max_retries_per_trial=1)
+    trial = oracle.create_trial("t0")
+    oracle.update_trial(trial.trial_id, {"score": math.nan})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+    assert oracle.trials[trial.trial_id].status == "INVALID"
+    again = oracle.create_trial("t0")  # the retry
+    assert again.trial_id == trial.trial_id
+    oracle.update_trial(again.trial_id, {"score": math.nan})
+    again.status = "COMPLETED"
+    oracle.end_trial(again)
+    assert oracle.trials[trial.trial_id].status == "FAILED"
+    assert oracle.learned_trial_ids == [] and oracle._pending == []
+    assert oracle.baseline is None
+
+
+def test_conditional_int_and_float_decisions(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    kind = hp.Choice("kind", ["mlp", "conv"])
+    with hp.conditional_scope("kind", ["conv"]):
+        hp.Int("filters", 8, 64, step=8)
+    with hp.conditional_scope("kind", ["mlp"]):
+        hp.Boolean("wide")
+    hp.Float("lr", 1e-4, 1e-1, sampling="log")
+    hp.Fixed("epochs", 3)
+    del kind
+    oracle = new_oracle(tmp_path, "cond", hyperparameters=hp, num_bins=4, max_trials=30)
+    lr_options = decision_options(hp._hps["lr"][0], 4)
+    assert len(lr_options) == 4 and lr_options[0] < lr_options[-1]
+    filters = decision_options(hp._hps["filters"][0], 4)  # 8 grid values cut into 4 bins
+    assert len(filters) == 4 and all(f % 8 == 0 and 8 <= f <= 64 for f in filters)
+
+    def reward(values):
+        return float(values["kind"] == "conv") + values.get("filters", 0) / 64
+
+    p_conv = oracle.probability({"kind": "conv"})
+    tried = run(oracle, reward, 24)
+    assert len(tried) == 24  # all 4 * 4 + 2 * 4 architectures, each once
+    assert oracle.create_trial("t0").status == "STOPPED"
+    for v in tried:
+        assert ("filters" in v) == (v["kind"] == "conv")
+        assert ("wide" in v) == (v["kind"] == "mlp")
+        assert v["lr"] in lr_options and v["epochs"] == 3
+        if "filters" in v:
+            assert v["filters"] in decision_options(hp._hps["filters"][0], 4)
+    # Only the active decisions are learned: kind, one of filters / wide, lr (epochs is fixed).
+    for v in tried[:5]:
+        names = [oracle._decisions[d][0].name for d, _ in oracle.sequence_of(v)]
+        assert names == [n for n in ["kind", "filters", "wide", "lr"] if n in v]
+    # The controller learned to prefer the rewarded branch.
+    assert oracle.probability({"kind": "conv"}) > p_conv + 0.1
+
+
+def test_numpy_sampling_matches_keras_controller():
+    controller = LSTMController([3, 5, 2], units=8, seed=1, tanh_constant=2.5, temperature=1.5)
+    policy = controller.numpy_policy()
+    state_k, state_n = controller.initial_state(), policy.initial_state()
+    previous = None
+    for d, o in [(0, 2), (1, 4), (2, 1)]:
+        logits_k, state_k = controller.step(previous, d, state_k)
+        logits_n, state_n = policy.step(previous, d, state_n)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(logits_k), logits_n, atol=1e-5)
+        previous = (d, o)
+    config = controller.get_config()
+    assert config["num_options"] == [3, 5, 2] and config["tanh_constant"] == 2.5
+
+
+def test_bad_arguments_and_registry():
+    with pytest.raises(ValueError, match="learning_rate"):
+        ReinforceOracle(objective="val_accuracy", learning_rate=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        ReinforceOracle(objective="val_accuracy", batch_size=0)
+    with pytest.raises(TypeError, match="reward_fn"):
+        ReinforceOracle(objective="val_accuracy", reward_fn=3)
+    with pytest.raises(ValueError, match="num_bins"):
+        ReinforceOracle(objective="val_accuracy", num_bins=1)
+    oracle = make_oracle("reinforce", objective="val_accuracy", max_trials=5, epochs=1, seed=0)
+    assert isinstance(oracle, ReinforceOracle) and oracle.max_trials == 5 and oracle.seed == 0

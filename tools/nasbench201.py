@@ -1,0 +1,187 @@
+"""Runs keras-nas search strategies on the NAS-Bench-201 table.
+
+Each seed gets a fresh oracle (the same class `keras_nas.search(strategy=...)` builds, through
+`keras_nas.oracles.make_oracle`) in a temporary directory, over `NASBench201Space`'s six
+`edge_i_j` choices. The oracle is driven through KerasTuner's own calls, exactly as a Tuner
+does: `create_trial` -> `update_trial(val_accuracy)` -> `end_trial`. A trial's reward is the
+cell's 12-epoch CIFAR-10 validation accuracy (as a fraction, the way a Keras trial reports
+`val_accuracy`); after `--queries` trials the result of the seed is the 200-epoch CIFAR-10 test
+accuracy of the trial with the best reward. Every trial the oracle proposes costs one query,
+repeated architectures included (the oracles avoid proposing repeats).
+
+    python tools/nasbench201.py --strategy evolution --queries 100 --seeds 100 \\
+        --table ../shared/data/nasbench201/nasbench201.csv --json evolution.json
+
+Writes a JSON with `strategy`, `queries`, `seeds`, `test_mean`, `test_std`, `curve_mean`
+(mean best-so-far test accuracy after each query) and per-seed results.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_TABLE = os.path.join(REPO, "..", "shared", "data", "nasbench201", "nasbench201.csv")
+
+# name -> (type, oracle keyword)
+STRATEGY_OPTIONS = {
+    "learning_rate": float,
+    "batch_size": int,
+    "baseline_decay": float,
+    "entropy_weight": float,
+    "temperature": float,
+    "tanh_constant": float,
+    "units": int,
+    "population_size": int,
+    "sample_size": int,
+    "num_initial_points": int,
+    "alpha": float,
+    "beta": float,
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--strategy", required=True, help="random, bayesian, reinforce, evolution")
+    parser.add_argument("--queries", type=int, default=100, help="trials per seed")
+    parser.add_argument("--seeds", type=int, default=100, help="number of seeds")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="runs first..first+seeds-1 (oracle seed 10007 * (run + 1))")
+    parser.add_argument("--table", default=DEFAULT_TABLE, help="path of nasbench201.csv")
+    parser.add_argument("--json", default=None, help="where to write the results")
+    parser.add_argument("--reward", default="12ep_cifar10_val", help="column rewarded")
+    parser.add_argument("--report", default="c10_200ep_test", help="column reported")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="stop starting new seeds after this long (reports what finished)")
+    for name, kind in STRATEGY_OPTIONS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
+                            help=f"strategy option `{name}`")
+    args = parser.parse_args(argv)
+    if args.queries < 1 or args.seeds < 1:
+        parser.error("--queries and --seeds must be positive")
+    return args
+
+
+def strategy_kwargs(args):
+    return {k: getattr(args, k) for k in STRATEGY_OPTIONS if getattr(args, k) is not None}
+
+
+def make_space():
+    """The hyperparameters and the encoder of NASBench201Space."""
+    import keras_tuner
+
+    from keras_nas.spaces import NASBench201Space
+
+    space = NASBench201Space()
+    hp = keras_tuner.HyperParameters()
+    space.declare(hp)
+    return hp, space.encode
+
+
+def seed_of(k):
+    """The oracle seed of run `k`.
+
+    KerasTuner's random sampling (`Oracle._random_values`, used by random search, the
+    Bayesian oracle's initial points and evolution's initial population) seeds each value
+    with a counter that starts at the oracle's seed and grows by one per sampled value, so
+    runs with seeds 0, 1, 2, ... would draw almost the same architectures. Runs use seeds
+    10007 apart (more than the values a 100-query run draws), so they are independent.
+    """
+    return 10007 * (k + 1)
+
+
+def run_seed(strategy, seed, queries, table, reward_column, report_column, kwargs):
+    """One search; returns the per-seed record."""
+    import keras_tuner
+
+    from keras_nas.oracles import make_oracle
+
+    hp, encode = make_space()
+    objective = keras_tuner.Objective("val_accuracy", "max")
+    oracle = make_oracle(
+        strategy, objective=objective, max_trials=queries, epochs=1, seed=seed,
+        hyperparameters=hp, **kwargs,
+    )
+    curve, seen = [], set()
+    best_reward, best_report, best_arch = -math.inf, None, None
+    with tempfile.TemporaryDirectory() as tmp:
+        oracle._set_project_dir(tmp, f"seed_{seed}")
+        oracle.verbose = 0
+        for _ in range(queries):
+            trial = oracle.create_trial("tuner0")
+            if trial.status != "RUNNING":
+                break
+            arch = encode(trial.hyperparameters.values)
+            row = table.query(arch, [reward_column, report_column])
+            oracle.update_trial(trial.trial_id, {"val_accuracy": row[reward_column] / 100.0})
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+            seen.add(arch)
+            if row[reward_column] > best_reward:
+                best_reward, best_report, best_arch = row[reward_column], row[report_column], arch
+            curve.append(best_report)
+    return {
+        "seed": seed,
+        "test": best_report,
+        "reward": best_reward,
+        "architecture": best_arch,
+        "trials": len(curve),
+        "distinct": len(seen),
+        "curve": curve,
+    }
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    sys.path.insert(0, REPO)
+    from keras_nas.benchmarks import NASBench201
+
+    table = NASBench201(args.table)
+    kwargs = strategy_kwargs(args)
+    start = time.time()
+    records = []
+    for k in range(args.seeds):
+        seed = seed_of(args.first_seed + k)
+        if args.max_seconds is not None and time.time() - start > args.max_seconds:
+            break
+        records.append(
+            run_seed(args.strategy, seed, args.queries, table, args.reward, args.report, kwargs)
+        )
+        r = records[-1]
+        print(f"seed {seed}: test {r['test']:.2f} reward {r['reward']:.3f} distinct "
+              f"{r['distinct']}/{r['trials']} ({time.time() - start:.0f}s)", flush=True)
+    import numpy as np
+
+    tests = np.array([r["test"] for r in records])
+    length = min(len(r["curve"]) for r in records)
+    result = {
+        "strategy": args.strategy,
+        "queries": args.queries,
+        "seeds": len(records),
+        "first_seed": args.first_seed,
+        "test_mean": float(tests.mean()),
+        "test_std": float(tests.std()),
+        "reward_mean": float(np.mean([r["reward"] for r in records])),
+        "distinct_mean": float(np.mean([r["distinct"] for r in records])),
+        "curve_mean": [float(np.mean([r["curve"][k] for r in records])) for k in range(length)],
+        "options": kwargs,
+        "reward_column": args.reward,
+        "report_column": args.report,
+        "elapsed_s": time.time() - start,
+        "command": "python tools/nasbench201.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "per_seed": records,
+    }
+    print(f"{args.strategy}: {result['test_mean']:.2f} +- {result['test_std']:.2f} "
+          f"over {len(records)} seeds x {args.queries} queries ({result['elapsed_s']:.0f}s)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
