@@ -23,8 +23,10 @@ class ENASSearch(SPOSSearch):
     training batches, one controller-sampled path per batch; (2) the controller takes
     `controller_steps` REINFORCE steps, each on `controller_batch` sampled paths whose reward is
     their accuracy on a validation batch, with a moving-average baseline and an entropy bonus.
-    The controller is `keras_nas.oracles.controller.LSTMController` and its update is the
-    controller's own compiled REINFORCE step (`train_step_fn`), the same as `ReinforceOracle`.
+    The controller is `keras_nas.oracles.controller.LSTMController` (sampling through its
+    `numpy_policy()`, log-probabilities and entropies through its `log_prob`), updated with
+    the same REINFORCE loss as `ReinforceOracle`:
+    `-mean((reward - baseline) * log p(path)) - entropy_weight * mean(entropy)`.
     At the end `final_samples` paths are drawn from the controller and the best on the
     validation data (inherited weights, batch norm recalibrated) is the result.
 
@@ -121,7 +123,7 @@ class ENASSearch(SPOSSearch):
         )
         self.controller_optimizer = keras.optimizers.Adam(self.controller_learning_rate)
         self.controller_optimizer.build(self.controller.trainable_variables)
-        self._controller_step = self.controller.train_step_fn(self.controller_optimizer)
+        self._controller_step = _reinforce_step(self.controller, self.controller_optimizer)
 
     def sample_path(self):
         """A path sampled from the controller (uniform before the controller exists)."""
@@ -206,3 +208,26 @@ class ENASSearch(SPOSSearch):
         """Probability that the trained controller samples architecture string `arch`."""
         path = self.supernet.path_of(self.space.decode(arch))
         return float(np.prod(self.controller.probabilities(list(enumerate(path)))))
+
+
+def _reinforce_step(controller, optimizer):
+    """A REINFORCE update `(sequences, advantages, entropy_weight) -> loss` (eager: the
+    controller's `log_prob` indexes with Python ints).
+
+    `sequences` are lists of `(decision_index, option_index)`.
+    """
+    variables = controller.trainable_variables
+
+    def run(sequences, advantages, entropy_weight):
+        with tf.GradientTape() as tape:
+            loss = 0.0
+            for advantage, sequence in zip(advantages, sequences):
+                log_prob, entropy = controller.log_prob(sequence)
+                loss = loss - float(advantage) * log_prob - float(entropy_weight) * entropy
+            loss = loss / len(sequences)
+        grads = tape.gradient(loss, variables)
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        return loss
+
+    return run

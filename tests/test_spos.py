@@ -1,0 +1,50 @@
+import numpy as np
+
+from keras_nas.oneshot import SPOSSearch, build_supernet, recalibrate_batch_norm
+from keras_nas.oneshot.synthetic import OneOpSpace, diagonal_task
+from keras_nas.spaces import NASBench201Space
+
+
+def test_spos_picks_the_only_op_that_solves_the_task():
+    x, y = diagonal_task(384, seed=0)
+    xv, yv = diagonal_task(192, seed=1)
+    space = OneOpSpace(input_shape=(8, 8, 1), num_classes=2, channels=4)
+    search = SPOSSearch(space, population_size=4, generations=1, parents=2, seed=0)
+    search.fit(x, y, validation_data=(xv, yv), epochs=4, batch_size=32)
+    assert search.best_architecture == "nor_conv_3x3"
+    assert search.scores[(space.options.index("nor_conv_3x3"),)] > 0.75
+    # every other op stays near chance with the same shared weights
+    others = [s for k, s in search.scores.items() if space.options[k[0]] != "nor_conv_3x3"]
+    assert others and max(others) < 0.7
+    assert search.num_evaluated == len(search.scores) >= 4
+    assert "none" not in {space.options[k[0]] for k in search.scores}  # excluded
+
+
+def test_supernet_subnet_equals_standalone_network_with_same_weights():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 8, 8, 1)).astype("float32")
+    space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=4, cells_per_stage=1)
+    net = build_supernet(space, seed=0)
+    # move the batch-norm statistics away from their initial values first
+    for _ in range(2):
+        net(x, training=True, path=net.random_path(rng))
+    for path in ([3, 2, 1, 0, 4, 3], [1, 0, 0, 0, 0, 4], [0, 0, 0, 0, 0, 0]):
+        model = net.to_standalone(path)
+        assert space.encode(net.values_of(path)) == space.encode(space.decode(space.encode(net.values_of(path))))
+        np.testing.assert_allclose(model(x, training=False), net(x, training=False, path=path), atol=1e-6)
+        np.testing.assert_allclose(model(x, training=True), net(x, training=True, path=path), atol=1e-5)
+    # and the relaxed supernet is a different function than any single path
+    assert np.abs(np.asarray(net(x)) - np.asarray(net(x, path=[3] * 6))).max() > 1e-4
+
+
+def test_batch_norm_recalibration_uses_the_path_statistics():
+    rng = np.random.default_rng(1)
+    space = OneOpSpace(input_shape=(8, 8, 1), num_classes=2, channels=4)
+    net = build_supernet(space, seed=0)
+    batches = [rng.normal(3.0, 2.0, size=(16, 8, 8, 1)).astype("float32") for _ in range(3)]
+    recalibrate_batch_norm(net, batches, path=[3])
+    stem_bn = net.stem.layers[1]
+    pre = np.concatenate([np.asarray(net.stem.layers[0](b)) for b in batches])
+    # the average of the per-batch means equals the mean over all (equal-sized) batches
+    np.testing.assert_allclose(stem_bn.moving_mean.numpy(), pre.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)
+    assert stem_bn.momentum == 0.9  # restored
