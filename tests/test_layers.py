@@ -113,6 +113,13 @@ def test_darts_cell_concatenates_nodes():
     assert not y[..., :3].any() and y[..., 3:].any()
 
 
+def test_darts_cell_preprocesses_only_inputs_it_reads():
+    cell = L.DartsCell("skip_connect~0,skip_connect~0|skip_connect~2,none~0", channels=3)
+    assert cell([X, X]).shape == (2, 8, 8, 6)
+    assert cell.preprocess1 is None
+    assert n_weights(cell) == n_weights(cell.preprocess0) == 4 * 3 + 2 * 3
+
+
 def test_darts_cell_bad_arguments():
     with pytest.raises(ValueError, match="`genotype` node 0 may read inputs 0..1"):
         L.DartsCell("sep_conv_3x3~0,sep_conv_3x3~2", 4)

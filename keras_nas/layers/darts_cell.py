@@ -76,8 +76,8 @@ class DartsCell(keras.layers.Layer):
 
     Inputs are the outputs of the two previous cells, `[c_{k-2}, c_{k-1}]`. Each is
     preprocessed to `channels` (`c_{k-2}` by a `FactorizedReduce` when the previous cell was a
-    reduction, else ReLU-Conv1x1-BN). Each intermediate node sums two ops applied to two
-    earlier states; a reduction cell runs the ops that read the cell inputs at stride 2. The
+    reduction, else ReLU-Conv1x1-BN; an input that no op reads is left out). Each
+    intermediate node sums two ops applied to two earlier states; a reduction cell runs the ops that read the cell inputs at stride 2. The
     output concatenates all intermediate nodes: `num_nodes * channels` channels.
 
     Args:
@@ -107,11 +107,17 @@ class DartsCell(keras.layers.Layer):
             raise TypeError(f"`reduction_prev` must be a bool, got {reduction_prev!r}.")
         self.reduction = reduction
         self.reduction_prev = reduction_prev
-        if reduction_prev:
-            self.preprocess0 = FactorizedReduce(self.channels)
-        else:
-            self.preprocess0 = ReLUConvBN(self.channels, 1, 1)
-        self.preprocess1 = ReLUConvBN(self.channels, 1, 1)
+        # An input that no op reads gets no preprocessing (its weights would get no gradient).
+        read = {idx for _, idx in self.genotype}
+        self.preprocess0 = None
+        self.preprocess1 = None
+        if 0 in read:
+            if reduction_prev:
+                self.preprocess0 = FactorizedReduce(self.channels)
+            else:
+                self.preprocess0 = ReLUConvBN(self.channels, 1, 1)
+        if 1 in read:
+            self.preprocess1 = ReLUConvBN(self.channels, 1, 1)
         self.edge_layers = [
             get_op(op, self.channels, 2 if reduction and idx < 2 else 1)
             for op, idx in self.genotype
@@ -136,8 +142,10 @@ class DartsCell(keras.layers.Layer):
 
     def build(self, input_shape):
         s0, s1 = self._split_shapes(input_shape)
-        self.preprocess0.build(s0)
-        self.preprocess1.build(s1)
+        if self.preprocess0 is not None:
+            self.preprocess0.build(s0)
+        if self.preprocess1 is not None:
+            self.preprocess1.build(s1)
         inputs_shape = out_shape(s1, self.channels, 1)
         nodes_shape = out_shape(s1, self.channels, 2 if self.reduction else 1)
         for (_, idx), layer in zip(self.genotype, self.edge_layers):
@@ -145,7 +153,10 @@ class DartsCell(keras.layers.Layer):
 
     def call(self, inputs):
         s0, s1 = inputs
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        states = [
+            None if self.preprocess0 is None else self.preprocess0(s0),
+            None if self.preprocess1 is None else self.preprocess1(s1),
+        ]
         for node in range(self.num_nodes):
             (_, i), (_, j) = self.genotype[2 * node : 2 * node + 2]
             a = self.edge_layers[2 * node](states[i])
