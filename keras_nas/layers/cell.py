@@ -127,7 +127,8 @@ class ResNetBasicBlock(keras.layers.Layer):
         channels: output channels.
         stride: 1 or 2.
 
-    Example: `ResNetBasicBlock(32, stride=2)(x)` with `x` of shape `(2, 8, 8, 16)` gives `(2, 4, 4, 32)`.
+    Example: `ResNetBasicBlock(32, stride=2)(x)` maps `x` of shape `(2, 8, 8, 16)` to
+    `(2, 4, 4, 32)`.
     """
 
     def __init__(self, channels, stride=2, **kwargs):

@@ -62,7 +62,8 @@ def check_cell_genotype(genotype):
             raise ValueError(f"`genotype` entries must be (op, input) pairs, got {pair!r}.")
         op, idx = pair
         node = n // 2
-        if isinstance(idx, bool) or not isinstance(idx, numbers.Integral) or not 0 <= idx <= node + 1:
+        integral = isinstance(idx, numbers.Integral) and not isinstance(idx, bool)
+        if not integral or not 0 <= idx <= node + 1:
             raise ValueError(
                 f"`genotype` node {node} may read inputs 0..{node + 1}, got input {idx!r}."
             )
@@ -77,8 +78,9 @@ class DartsCell(keras.layers.Layer):
     Inputs are the outputs of the two previous cells, `[c_{k-2}, c_{k-1}]`. Each is
     preprocessed to `channels` (`c_{k-2}` by a `FactorizedReduce` when the previous cell was a
     reduction, else ReLU-Conv1x1-BN; an input that no op reads is left out). Each
-    intermediate node sums two ops applied to two earlier states; a reduction cell runs the ops that read the cell inputs at stride 2. The
-    output concatenates all intermediate nodes: `num_nodes * channels` channels.
+    intermediate node sums two ops applied to two earlier states; a reduction cell runs the
+    ops that read the cell inputs at stride 2. The output concatenates all intermediate
+    nodes: `num_nodes * channels` channels.
 
     Args:
         genotype: list of `(op, input)` pairs, two per node (or the string form

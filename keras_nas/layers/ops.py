@@ -463,7 +463,8 @@ def get_op(name, channels, stride=1, **kwargs):
         **kwargs: passed to the layer constructor (e.g. `name=`).
 
     Returns:
-        A `keras.layers.Layer` mapping `(B, H, W, C_in)` to `(B, ceil(H/stride), ceil(W/stride), channels)`.
+        A `keras.layers.Layer` mapping `(B, H, W, C_in)` to
+        `(B, ceil(H/stride), ceil(W/stride), channels)`.
 
     Example:
 

@@ -136,7 +136,8 @@ class DartsSpace(Space):
                         raise ValueError(
                             f"`values`[{cell}_node_{k}_op_{a}]={op!r} is not one of {self.ops}."
                         )
-                    if isinstance(src, bool) or not isinstance(src, numbers.Integral) or not 0 <= src <= k + 1:
+                    integral = isinstance(src, numbers.Integral) and not isinstance(src, bool)
+                    if not integral or not 0 <= src <= k + 1:
                         raise ValueError(
                             f"`values`[{cell}_node_{k}_input_{a}]={src!r} must be an integer "
                             f"in 0..{k + 1}."
@@ -189,7 +190,7 @@ class DartsSpace(Space):
 
     # -- network --------------------------------------------------------------------------
     def reduction_layers(self, size):
-        """Indices of the reduction cells for inputs whose shorter side is `size` (after the stem)."""
+        """Indices of the reduction cells when the stem outputs `size` pixels (shorter side)."""
         positions = sorted({self.layers // 3, 2 * self.layers // 3})
         if self.layers < 3:
             positions = [p for p in positions if p < self.layers]
@@ -204,7 +205,9 @@ class DartsSpace(Space):
         inputs = keras.Input(self.input_shape)
         stem_channels = self.stem_multiplier * self.channels
         x, size = stem_downsampling(inputs, min(h, w), stem_channels)
-        x = keras.layers.Conv2D(stem_channels, 3, padding="same", use_bias=False, name="stem_conv")(x)
+        x = keras.layers.Conv2D(
+            stem_channels, 3, padding="same", use_bias=False, name="stem_conv"
+        )(x)
         x = batch_norm(name="stem_bn")(x)
         reductions = self.reduction_layers(size)
         s0 = s1 = x

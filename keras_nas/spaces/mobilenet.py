@@ -105,7 +105,8 @@ class MobileNetSpace(Space):
         )
         if isinstance(stages, str) or not isinstance(stages, (list, tuple)) or not stages:
             raise ValueError(
-                f"`stages` must be a non-empty list of (filters, max_depth, stride), got {stages!r}."
+                "`stages` must be a non-empty list of (filters, max_depth, stride), "
+                f"got {stages!r}."
             )
         checked = []
         for stage in stages:
@@ -190,9 +191,8 @@ class MobileNetSpace(Space):
             return values[key]
 
         width = get("width_multiplier")
-        if not any(
-            isinstance(width, numbers.Real) and math.isclose(width, w) for w in self.width_multipliers
-        ):
+        widths = self.width_multipliers
+        if not isinstance(width, numbers.Real) or not any(math.isclose(width, w) for w in widths):
             raise ValueError(
                 f"`values`['width_multiplier']={width!r} is not one of {self.width_multipliers}."
             )
@@ -232,7 +232,7 @@ class MobileNetSpace(Space):
         return "|".join(fields)
 
     def decode(self, arch_str):
-        """Architecture string -> the active decisions; ValueError naming `arch_str` if malformed."""
+        """Architecture string -> the active decisions; ValueError naming `arch_str` if bad."""
         if not isinstance(arch_str, str):
             raise ValueError(f"`arch_str` must be a string, got {arch_str!r}.")
         fields = arch_str.strip().split("|")
@@ -247,14 +247,17 @@ class MobileNetSpace(Space):
         except ValueError:
             width = None
         if width is None:
-            raise ValueError(f"`arch_str` must start with 'w<width>', got {head!r} in {arch_str!r}.")
+            raise ValueError(
+                f"`arch_str` must start with 'w<width>', got {head!r} in {arch_str!r}."
+            )
         values = {"width_multiplier": width}
         for s, field in enumerate(fields[1:]):
             blocks = field.split("-") if field else []
             values[f"stage_{s}_depth"] = len(blocks)
             for b, block in enumerate(blocks):
                 kernel, sep, expansion = block.partition("e")
-                if not (kernel.startswith("k") and kernel[1:].isdigit() and sep and expansion.isdigit()):
+                well_formed = kernel.startswith("k") and kernel[1:].isdigit()
+                if not (well_formed and sep and expansion.isdigit()):
                     raise ValueError(
                         f"`arch_str` block {block!r} of stage {s} must look like 'k3e6' "
                         f"(in {arch_str!r})."

@@ -171,7 +171,9 @@ class NASBench201Space(Space):
         h, w, _ = self.input_shape
         inputs = keras.Input(self.input_shape)
         x, size = stem_downsampling(inputs, min(h, w), self.channels)
-        x = keras.layers.Conv2D(self.channels, 3, padding="same", use_bias=False, name="stem_conv")(x)
+        x = keras.layers.Conv2D(
+            self.channels, 3, padding="same", use_bias=False, name="stem_conv"
+        )(x)
         x = batch_norm(name="stem_bn")(x)
         for stage in range(3):
             channels = self.channels * 2**stage
