@@ -95,6 +95,17 @@ def build_parser():
     e.add_argument("--runs", type=_positive_int, default=50)
     e.set_defaults(run=run_export)
 
+    lat = commands.add_parser(
+        "latency", help="measure a .tflite (or .keras) model's batch-1 latency with LiteRT")
+    lat.add_argument("model", metavar="MODEL", help="a .tflite or .keras file")
+    lat.add_argument("--runs", type=_positive_int, default=50)
+    lat.add_argument("--warmup", type=_non_negative_int, default=10)
+    lat.add_argument("--threads", type=_positive_int, default=1)
+    lat.add_argument("--url", default=None,
+                     help="measure on a device running tools/litert_server.py instead")
+    lat.add_argument("--token", default=None, help="the device server's token")
+    lat.set_defaults(run=run_latency)
+
     r = commands.add_parser("report", help="write a page with a search's figures and trials")
     r.add_argument("results_dir", metavar="RESULTS_DIR")
     r.add_argument("--format", choices=("markdown", "html"), default="markdown")
@@ -215,6 +226,28 @@ def _calibration_data(dataset, model, data_dir):
     return x_test
 
 
+def run_latency(args):
+    from keras_nas import hardware
+
+    if not os.path.isfile(args.model):
+        raise CommandError(f"MODEL {args.model!r} is not a file")
+    if args.model.endswith(".keras"):
+        model = _load_keras_model(args.model)
+    else:
+        with open(args.model, "rb") as f:
+            model = f.read()
+        if not hardware.is_tflite(model):
+            raise CommandError(f"MODEL {args.model!r} is not a TFLite flatbuffer "
+                               "(no 'TFL3' identifier)")
+    device = hardware.RemoteDevice(args.url, token=args.token) if args.url else None
+    stats = hardware.measure_latency(model, runs=args.runs, warmup=args.warmup,
+                                     threads=args.threads, device=device)
+    print(f"latency: {stats.median_ms:.3f} ms median, {stats.p90_ms:.3f} ms p90, "
+          f"{stats.mean_ms:.3f} ± {stats.std_ms:.3f} ms ({stats.runs} runs, batch 1, "
+          f"{stats.threads} thread(s), {stats.runtime}, {stats.device})")
+    return 0
+
+
 def run_report(args):
     from keras_nas import report
 
@@ -232,7 +265,8 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         return args.run(args)
-    except (CommandError, ValueError, FileNotFoundError, PermissionError, RuntimeError) as e:
+    except (CommandError, ValueError, TypeError, FileNotFoundError, PermissionError,
+            RuntimeError) as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"keras-nas: error: {message}", file=sys.stderr)
         return 1

@@ -2,7 +2,6 @@
 
 import math
 import os
-import sys
 import time
 
 import keras
@@ -13,6 +12,7 @@ from keras_tuner.src.engine import tuner_utils
 from keras_nas import data as data_lib
 from keras_nas import summary as summary_lib
 from keras_nas.oracles.registry import make_oracle
+from keras_nas.progress import ProgressPrinter
 from keras_nas.spaces import Space, get_space
 
 
@@ -44,6 +44,25 @@ class NASTuner(keras_tuner.Tuner):
         self.timings = {}
         self._deadline = None
         super().__init__(oracle, hypermodel, **kwargs)
+
+    # -- the space ----------------------------------------------------------------------
+    def _populate_initial_space(self):
+        hp = self.oracle.get_space()
+        if isinstance(self.hypermodel, Space):
+            # A keras-nas space declares every decision without building a model.
+            self.hypermodel.declare(hp)
+            self.oracle.update_space(hp)
+            return
+        try:
+            super()._populate_initial_space()  # KerasTuner builds the default model
+        except Exception:
+            # A default candidate that cannot be built fails its own trial later, not the
+            # whole search now; keep what it declared before it raised.
+            try:
+                self.hypermodel.build(hp)
+            except Exception:
+                pass
+            self.oracle.update_space(hp)
 
     # -- budget -------------------------------------------------------------------------
     def on_search_begin(self):
@@ -108,11 +127,13 @@ class NASTuner(keras_tuner.Tuner):
 
     def on_trial_end(self, trial):
         self.timings.setdefault(trial.trial_id, {})["ended"] = time.time()
-        super().on_trial_end(trial)  # oracle.end_trial and saving
-        if self.on_trial_end_callback is not None:
-            self.on_trial_end_callback(self, trial)
-        # Release the trial's graph and model before the next one.
-        keras.backend.clear_session()
+        try:
+            super().on_trial_end(trial)  # oracle.end_trial and saving; may stop the search
+        finally:
+            if self.on_trial_end_callback is not None:
+                self.on_trial_end_callback(self, trial)
+            # Release the trial's graph and model before the next one.
+            keras.backend.clear_session()
 
     # -- saved state --------------------------------------------------------------------
     def get_state(self):
@@ -123,6 +144,10 @@ class NASTuner(keras_tuner.Tuner):
     def set_state(self, state):
         super().set_state(state)
         self.timings = state.get("timings", {})
+
+
+class SearchFailedError(RuntimeError):
+    """Raised when a search stops because too many trials in a row failed."""
 
 
 def _trial_number(trial):
@@ -182,6 +207,8 @@ class Search:
         verbose: 0 silent, 1 a table row per trial, 2 also Keras' progress bars.
         space_kwargs: keyword arguments for a space given by name.
         strategy_kwargs: keyword arguments for a strategy given by name.
+        on_trial_end: optional `fn(record)` called with each finished trial's record (a dict
+            as in `summary["trials"]`), after `summary.json` is written.
 
     Example:
 
@@ -198,7 +225,7 @@ class Search:
                  directory="keras_nas_results", project_name="search", overwrite=False,
                  retrain=True, retrain_epochs=None, max_time=None,
                  max_consecutive_failed_trials=3, max_retries_per_trial=0, verbose=1,
-                 space_kwargs=None, strategy_kwargs=None):
+                 space_kwargs=None, strategy_kwargs=None, on_trial_end=None):
         self.max_trials = _positive_int(max_trials, "max_trials")
         self.epochs = _positive_int(epochs, "epochs")
         self.batch_size = _positive_int(batch_size, "batch_size")
@@ -228,6 +255,9 @@ class Search:
         self.overwrite = bool(overwrite)
         self.retrain = bool(retrain)
         self.verbose = int(verbose)
+        if on_trial_end is not None and not callable(on_trial_end):
+            raise ValueError(f"`on_trial_end` must be callable, got {on_trial_end!r}.")
+        self.on_trial_end = on_trial_end
         self.objective = keras_tuner.Objective(objective, "max") if (
             objective == "val_accuracy") else objective
         self.space = self._resolve_space(space, space_kwargs or {})
@@ -326,14 +356,26 @@ class Search:
             project_name=self.project_name, overwrite=self.overwrite,
         )
         self._started = time.time()
-        self._printed_header = False
+        self._progress = None
+        if self.verbose >= 1:
+            objective = self.tuner.oracle.objective
+            self._progress = ProgressPrinter(
+                max_trials=self.max_trials, max_time=self.max_time, objective=objective.name,
+                direction=getattr(objective, "direction", "max") or "max")
+            self._progress.start()
         train, val = self.data.train, self.data.validation
         fit_args = ((train,) if self.data.is_dataset else train)
-        self.tuner.search(
-            *fit_args, validation_data=val if self.data.is_dataset else val,
-            epochs=self.epochs, batch_size=self.batch_size, callbacks=list(callbacks or []),
-            verbose=1 if self.verbose >= 2 else 0,
-        )
+        try:
+            self.tuner.search(
+                *fit_args, validation_data=val, epochs=self.epochs,
+                batch_size=self.batch_size, callbacks=list(callbacks or []),
+                verbose=1 if self.verbose >= 2 else 0,
+            )
+        except RuntimeError as e:
+            if "consecutive failures" not in str(e):
+                raise
+            self._write_summary()
+            raise SearchFailedError(self._failure_message()) from None
         self._write_summary()
         self._finish()
         self._write_summary()
@@ -364,6 +406,14 @@ class Search:
             model = self.tuner.load_model(best)
         self.best_model = model
         model.save(self.best_model_path)
+
+    def _failure_message(self):
+        failed = [t for t in self.trials if t["status"] == "FAILED"]
+        first = failed[0] if failed else None
+        where = f"trial {first['trial_id']}: {first['error']}" if first else "unknown"
+        return (f"The search stopped: {self.max_consecutive_failed_trials} trials in a row "
+                f"failed. The first failure was {where} (every trial's error is in "
+                f"{self.summary_path}).")
 
     # -- results ------------------------------------------------------------------------
     @property
@@ -422,26 +472,11 @@ class Search:
 
     def _on_trial_end(self, tuner, trial):
         self._write_summary()
-        if self.verbose >= 1:
-            self._print_row(trial)
-
-    def _print_row(self, trial):
-        record = summary_lib.trial_record(trial, self.space, self.tuner.timings.get(trial.trial_id))
-        best = self.tuner.oracle.get_best_trials(1)
-        best_score = best[0].score if best and best[0].status == "COMPLETED" else None
-        if not self._printed_header:
-            print(f"{'trial':>7}  {'status':<9} {'score':>8} {'best':>8} {'params':>9} "
-                  f"{'secs':>6}  architecture", file=sys.stdout)
-            self._printed_header = True
-        score = "-" if record["score"] is None else f"{record['score']:.4f}"
-        best_text = "-" if best_score is None else f"{best_score:.4f}"
-        params = "-" if record["params"] is None else str(record["params"])
-        secs = "-" if record["duration_s"] is None else f"{record['duration_s']:.1f}"
-        arch = record["architecture"] or ""
-        detail = arch if record["status"] == "COMPLETED" else (record["error"] or "")
-        print(f"{record['number'] + 1 if record['number'] is not None else '?':>3}/"
-              f"{self.max_trials:<3}  {record['status']:<9} {score:>8} {best_text:>8} "
-              f"{params:>9} {secs:>6}  {detail}", file=sys.stdout, flush=True)
+        record = summary_lib.trial_record(trial, self.space, tuner.timings.get(trial.trial_id))
+        if self._progress is not None:
+            self._progress.on_trial_end(record)
+        if self.on_trial_end is not None:
+            self.on_trial_end(record)
 
 
 def search(x=None, y=None, *, validation_data=None, validation_split=0.2, dataset=None,

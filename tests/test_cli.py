@@ -15,7 +15,7 @@ def test_search_command_writes_model_and_summary(tmp_path, capsys):
     out = tmp_path / "results"
     assert cli.main(["search", "--output", str(out), "--strategy", "random", *QUICK]) == 0
     printed = capsys.readouterr().out
-    assert "status" in printed and "COMPLETED" in printed  # the trial table
+    assert "status" in printed and "COMPLETED" in printed and "remaining" in printed  # table
     assert "test accuracy:" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["trials"]) == 2
@@ -100,3 +100,23 @@ def test_export_and_report_reject_bad_files(argv, message, searched, tmp_path, c
     code = cli.main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and message in err[0], err
+
+
+def test_latency_command_measures_and_rejects_non_tflite(searched, tmp_path, capsys):
+    assert cli.main(["latency", str(searched / "best_model.tflite"), "--runs", "5"]) == 0
+    assert "ms median" in capsys.readouterr().out
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    assert cli.main(["latency", str(bad)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a TFLite flatbuffer" in err[0]
+
+
+def test_unwritable_output_directory_is_one_clear_line(tmp_path, capsys):
+    # A path below a regular file can never be created (chmod would not stop root).
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    code = cli.main(["search", "--output", str(blocker / "r"), *QUICK])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "not writable" in err[0]
+    assert blocker.read_text() == "x"
