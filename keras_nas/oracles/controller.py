@@ -234,8 +234,11 @@ class LSTMController(keras.Model):
             x = self.start
         else:
             d, o = previous
-            row = self.offsets[d] + int(o)
-            x = self.embedding[row : row + 1]
+            if hasattr(o, "shape"):  # a tensor inside a compiled step
+                x = keras.ops.take(self.embedding, keras.ops.reshape(o + self.offsets[d], (1,)), axis=0)
+            else:
+                row = self.offsets[d] + int(o)
+                x = self.embedding[row : row + 1]
         out, state = self.cell(x, state)
         lo, hi = self.offsets[index], self.offsets[index] + self.num_options[index]
         logits = keras.ops.matmul(out, self.head_kernel[:, lo:hi])[0] + self.head_bias[lo:hi]
@@ -258,7 +261,7 @@ class LSTMController(keras.Model):
         for d, o in sequence:
             logits, state = self.step(previous, d, state)
             log_p = keras.ops.log_softmax(logits)
-            total_log_prob = total_log_prob + log_p[int(o)]
+            total_log_prob = total_log_prob + keras.ops.take(log_p, o)
             total_entropy = total_entropy - keras.ops.sum(keras.ops.exp(log_p) * log_p)
             previous = (d, o)
         return total_log_prob, total_entropy

@@ -186,6 +186,7 @@ class ReinforceOracle(keras_tuner.Oracle):
         self._decisions, self._signature = decisions, signature
         self._optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate)
         self._optimizer.build(controller.trainable_variables)
+        self._steps = {}
 
     @property
     def controller(self):
@@ -313,21 +314,43 @@ class ReinforceOracle(keras_tuner.Oracle):
         advantages = [r - self.baseline for r in rewards]
         sequences = [self.sequence_of(self.trials[tid].hyperparameters.values) for tid in batch]
         if self._controller is not None and any(sequences):
-            variables = self._controller.trainable_variables
-            with tf.GradientTape() as tape:
-                loss = 0.0
-                for advantage, sequence in zip(advantages, sequences):
-                    log_prob, entropy = self._controller.log_prob(sequence)
-                    loss = loss - advantage * log_prob - self.entropy_weight * entropy
-                loss = loss / len(batch)
-            grads = tape.gradient(loss, variables)
-            pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-            self._optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+            # One compiled step per batch structure (which decisions each trial made).
+            key = tuple(tuple(d for d, _ in seq) for seq in sequences)
+            if key not in self._steps:
+                self._steps[key] = tf.function(self._make_step(key))
+            self._steps[key](
+                [tf.constant([o for _, o in seq] or [0], dtype="int32") for seq in sequences],
+                tf.constant(advantages, dtype="float32"),
+            )
             self.updates += 1
         self.baseline = float(
             self.baseline_decay * self.baseline + (1 - self.baseline_decay) * np.mean(rewards)
         )
         self._learned.update(batch)
+
+    def _make_step(self, key):
+        """The REINFORCE step for batches whose trials made the decisions `key`."""
+        import tensorflow as tf
+
+        controller, optimizer = self._controller, self._optimizer
+        entropy_weight = self.entropy_weight
+
+        def step(options, advantages):
+            variables = controller.trainable_variables
+            with tf.GradientTape() as tape:
+                loss = 0.0
+                for b, decisions in enumerate(key):
+                    log_prob, entropy = controller.log_prob(
+                        [(d, options[b][t]) for t, d in enumerate(decisions)]
+                    )
+                    loss = loss - advantages[b] * log_prob - entropy_weight * entropy
+                loss = loss / len(key)
+            grads = tape.gradient(loss, variables)
+            pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+            optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+            return loss
+
+        return step
 
     @property
     def learned_trial_ids(self):
