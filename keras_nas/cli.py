@@ -71,6 +71,12 @@ def build_parser():
                    help="wall-clock budget in seconds; no trial starts after it")
     s.add_argument("--channels", type=_positive_int, default=None,
                    help="width of the cell spaces' first stage (small for quick runs)")
+    s.add_argument("--latency-ms", type=_positive_float, default=None,
+                   help="latency target (ms, batch 1, TFLite on this machine): every trial is "
+                        "measured and the search maximizes --latency-objective")
+    s.add_argument("--latency-objective", default="mnasnet",
+                   choices=("mnasnet", "mnasnet_hard", "hard", "tunas"),
+                   help="how accuracy and latency combine (default: mnasnet, ACC*(LAT/T)^-0.07)")
     s.add_argument("--overwrite", action="store_true", help="discard an earlier search in OUTPUT")
     s.add_argument("--no-retrain", action="store_true",
                    help="return the best trial's own weights instead of retraining on train+val")
@@ -134,7 +140,8 @@ def run_search(args):
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         directory=directory, project_name=project_name, overwrite=args.overwrite,
         retrain=not args.no_retrain, max_time=args.max_time, verbose=0 if args.quiet else 1,
-        space_kwargs=space_kwargs,
+        space_kwargs=space_kwargs, latency_ms=args.latency_ms,
+        latency_objective=args.latency_objective,
     )
     search.fit(dataset=args.dataset, data_dir=args.data_dir)
     print(f"best architecture: {search.best_architecture}")

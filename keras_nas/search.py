@@ -37,9 +37,13 @@ class NASTuner(keras_tuner.Tuner):
     """
 
     def __init__(self, oracle, hypermodel, seed=None, max_time=None,
-                 on_trial_end_callback=None, **kwargs):
+                 on_trial_end_callback=None, hardware=None, latency_predictor=None,
+                 reward=None, **kwargs):
         self.seed = seed
         self.max_time = max_time
+        self.hardware = hardware
+        self.latency_predictor = latency_predictor
+        self.reward = reward
         self.on_trial_end_callback = on_trial_end_callback
         self.timings = {}
         self._deadline = None
@@ -101,7 +105,7 @@ class NASTuner(keras_tuner.Tuner):
         callbacks = self._deepcopy_callbacks(callbacks or [])
         self._configure_tensorboard_dir(callbacks, trial)
         callbacks.append(tuner_utils.SaveBestEpoch(
-            objective=self.oracle.objective,
+            objective=self._epoch_objective(),
             filepath=self._get_checkpoint_fname(trial.trial_id),
         ))
         callbacks.append(keras.callbacks.TerminateOnNaN())
@@ -117,13 +121,35 @@ class NASTuner(keras_tuner.Tuner):
             raise keras_tuner.errors.FailedTrialError(
                 f"The training loss became NaN or infinite (epoch {len(losses)})."
             )
-        metrics = _best_epoch_metrics(history.history, self.oracle.objective)
+        metrics = _best_epoch_metrics(history.history, self._epoch_objective())
         metrics["params"] = int(model.count_params())
+        if self.hardware is not None:
+            metrics.update(self._hardware_metrics(model, hp))
+        if self.reward is not None:
+            metrics[self.reward.name] = self.reward(metrics)
         self.timings[trial.trial_id].update(
             build_s=built - started, fit_s=fitted - built,
-            epochs=int(epochs - initial_epoch),
+            hardware_s=time.perf_counter() - fitted, epochs=int(epochs - initial_epoch),
         )
         return metrics
+
+    def _epoch_objective(self):
+        """What picks a trial's best epoch: the reward's accuracy metric when there is one
+        (a reward needs the latency, which is known only after training)."""
+        if self.reward is not None:
+            return keras_tuner.Objective(self.reward.metric, "max")
+        return self.oracle.objective
+
+    def _hardware_metrics(self, model, hp):
+        from keras_nas.hardware.metrics import hardware_metrics
+
+        architecture = None
+        if self.hardware == "predict":
+            architecture = self.hypermodel.architecture_of(hp)
+        found = hardware_metrics(model, latency=self.hardware, predictor=self.latency_predictor,
+                                 architecture=architecture)
+        return {k: float(v) for k, v in found.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
 
     def on_trial_end(self, trial):
         self.timings.setdefault(trial.trial_id, {})["ended"] = time.time()
@@ -209,6 +235,18 @@ class Search:
         strategy_kwargs: keyword arguments for a strategy given by name.
         on_trial_end: optional `fn(record)` called with each finished trial's record (a dict
             as in `summary["trials"]`), after `summary.json` is written.
+        latency_ms: a latency target in milliseconds (batch 1, TFLite). With it every trial's
+            latency is measured (or predicted, see `hardware`) and the search maximizes
+            `latency_objective` instead of `objective`.
+        latency_objective: `"mnasnet"` (MnasNet's soft reward ACC*(LAT/T)^-0.07, the
+            default), `"mnasnet_hard"`, `"hard"` (a hard constraint) or `"tunas"` (TuNAS's
+            absolute reward), or a `keras_nas.objectives.Objective`.
+        hardware: `"measure"` (TFLite latency measured with LiteRT in a fresh process),
+            `"predict"` (with `latency_predictor`) or None; each trial then records
+            `latency_ms`, `params`, `macs`, `flops` and `size_bytes`. Defaults to
+            `"measure"` when `latency_ms` is given.
+        latency_predictor: a fitted `keras_nas.hardware.predictor.LatencyPredictor` for
+            `hardware="predict"`.
 
     Example:
 
@@ -225,7 +263,9 @@ class Search:
                  directory="keras_nas_results", project_name="search", overwrite=False,
                  retrain=True, retrain_epochs=None, max_time=None,
                  max_consecutive_failed_trials=3, max_retries_per_trial=0, verbose=1,
-                 space_kwargs=None, strategy_kwargs=None, on_trial_end=None):
+                 space_kwargs=None, strategy_kwargs=None, on_trial_end=None,
+                 latency_ms=None, latency_objective="mnasnet", hardware=None,
+                 latency_predictor=None):
         self.max_trials = _positive_int(max_trials, "max_trials")
         self.epochs = _positive_int(epochs, "epochs")
         self.batch_size = _positive_int(batch_size, "batch_size")
@@ -258,8 +298,28 @@ class Search:
         if on_trial_end is not None and not callable(on_trial_end):
             raise ValueError(f"`on_trial_end` must be callable, got {on_trial_end!r}.")
         self.on_trial_end = on_trial_end
+        self.reward = None
+        if latency_ms is not None:
+            if isinstance(latency_ms, bool) or not isinstance(latency_ms, (int, float)) or not (
+                    latency_ms > 0 and math.isfinite(latency_ms)):
+                raise ValueError(
+                    f"`latency_ms` must be a positive number of milliseconds, got {latency_ms!r}.")
+            from keras_nas.objectives import make_objective
+
+            base = objective if isinstance(objective, str) else "val_accuracy"
+            self.reward = make_objective(latency_objective, float(latency_ms), metric=base)
+            hardware = hardware or "measure"
+        if hardware not in (None, "measure", "predict"):
+            raise ValueError(f"`hardware` must be 'measure', 'predict' or None, got {hardware!r}.")
+        if hardware == "predict" and latency_predictor is None:
+            raise ValueError("`hardware='predict'` needs a fitted `latency_predictor`.")
+        self.hardware = hardware
+        self.latency_predictor = latency_predictor
+        self.latency_ms = None if latency_ms is None else float(latency_ms)
         self.objective = keras_tuner.Objective(objective, "max") if (
             objective == "val_accuracy") else objective
+        if self.reward is not None:
+            self.objective = self.reward.keras_tuner_objective()
         self.space = self._resolve_space(space, space_kwargs or {})
         self.space_name = space if isinstance(space, str) else type(space).__name__
         self.strategy = strategy
@@ -352,7 +412,9 @@ class Search:
         ) if not isinstance(self.strategy, keras_tuner.Oracle) else self.strategy
         self.tuner = NASTuner(
             oracle, self.space, seed=self.seed, max_time=self.max_time,
-            on_trial_end_callback=self._on_trial_end, directory=self.directory,
+            on_trial_end_callback=self._on_trial_end, hardware=self.hardware,
+            latency_predictor=self.latency_predictor, reward=self.reward,
+            directory=self.directory,
             project_name=self.project_name, overwrite=self.overwrite,
         )
         self._started = time.time()
@@ -449,6 +511,8 @@ class Search:
                           if objective is not None and hasattr(objective, "direction") else None),
             "max_trials": self.max_trials,
             "epochs": self.epochs,
+            "latency_target_ms": self.latency_ms,
+            "latency_objective": repr(self.reward) if self.reward is not None else None,
             "seed": self.seed,
             "input_shape": list(self.data.input_shape) if self.data else None,
             "num_classes": self.data.num_classes if self.data else None,
@@ -460,6 +524,29 @@ class Search:
             "best": dict(self.best_info),
             "trials": trials,
         }
+
+    def pareto_front(self, objectives=None):
+        """The completed trials no other trial beats on every objective, best score first.
+
+        Args:
+            objectives: `{metric: "max" | "min"}`; default accuracy (max) against
+                `latency_ms` and `params` (min), those the trials recorded.
+
+        Example: `[t["architecture"] for t in search.pareto_front()]`.
+        """
+        from keras_nas.objectives import non_dominated_ranks
+
+        trials = [t for t in self.trials if t["status"] == "COMPLETED"]
+        if objectives is None:
+            metric = self.reward.metric if self.reward is not None else getattr(
+                self.tuner.oracle.objective, "name", "val_accuracy")
+            objectives = {metric: "max"}
+            for cost in ("latency_ms", "params"):
+                if trials and all(t["metrics"].get(cost) is not None for t in trials):
+                    objectives[cost] = "min"
+        ranks = non_dominated_ranks(trials, objectives)
+        front = [t for t, r in zip(trials, ranks) if r == 0]
+        return sorted(front, key=lambda t: -(t["score"] or 0.0))
 
     def _write_summary(self):
         summary_lib.write_json(self.summary_path, self.summary)

@@ -125,3 +125,27 @@ def test_bad_data_fails_before_the_results_folder_is_touched(tmp_path):
     with pytest.raises(ValueError, match="same length"):
         s.fit(np.zeros((10, 8, 8, 1)), np.zeros(9))
     assert not (tmp_path / "p").exists()
+
+
+def test_latency_target_measures_every_trial_and_scores_the_reward(digits, tmp_path):
+    from keras_nas.objectives import MnasNetReward
+
+    (x, y), val, _ = digits
+    s = keras_nas.Search(space="cell", strategy="random", max_trials=2, epochs=1, seed=4,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0, retrain=False,
+                         latency_ms=0.05)
+    s.fit(x[:150], y[:150], validation_data=(val[0][:50], val[1][:50]))
+    reward = MnasNetReward(0.05)
+    for t in s.trials:
+        m = t["metrics"]
+        assert m["latency_ms"] > 0 and m["flops"] > 0 and m["size_bytes"] > 0
+        assert t["score"] == pytest.approx(reward(m))
+    assert s.summary["objective"]["name"] == "mnasnet_reward"
+    front = s.pareto_front()
+    assert front and all(t["status"] == "COMPLETED" for t in front)
+
+
+def test_non_positive_latency_target_is_rejected(tmp_path):
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="`latency_ms` must be a positive number"):
+            keras_nas.Search(directory=tmp_path, latency_ms=bad)
