@@ -18,7 +18,6 @@ against the best test accuracy of any feasible cell in the table.
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys

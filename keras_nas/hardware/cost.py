@@ -18,7 +18,6 @@ counted where they are called). Conventions, per example (batch 1):
 """
 
 import dataclasses
-import math
 
 import numpy as np
 
