@@ -87,3 +87,23 @@ def test_cell_space_blocks_drop_edges_that_do_not_reach_the_output():
     predictor = LatencyPredictor(space, overhead_ms=0.0)
     predictor.table = {s.key: 1.0 for s in cell_blocks(space, full)}
     assert predictor.predict(full) == pytest.approx(len(kinds))
+
+
+def test_cell_blocks_build_models_of_their_shapes():
+    from keras_nas.spaces import NASBench201Space
+
+    from keras_nas.hardware import cell_blocks
+
+    space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=4, cells_per_stage=1)
+    arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+    seen = set()
+    for spec in cell_blocks(space, arch):
+        if spec.key in seen:
+            continue
+        seen.add(spec.key)
+        model = spec.build()
+        inputs = model.inputs
+        assert len(inputs) == spec.inputs
+        assert tuple(inputs[0].shape[1:]) == spec.input_shape
+        assert tuple(model.outputs[0].shape[1:]) == spec.output_shape, spec.key
+    assert {k.split("|")[0] for k in seen} == {"cell_stem", "op", "add", "resblock", "cell_head"}
