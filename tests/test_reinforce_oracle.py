@@ -240,3 +240,23 @@ def test_bad_arguments_and_registry():
         ReinforceOracle(objective="val_accuracy", num_bins=1)
     oracle = make_oracle("reinforce", objective="val_accuracy", max_trials=5, epochs=1, seed=0)
     assert isinstance(oracle, ReinforceOracle) and oracle.max_trials == 5 and oracle.seed == 0
+
+
+def test_real_tiny_search_with_reinforce_on_digits(tmp_path):
+    import keras_nas
+    from keras_nas import data
+
+    (x, y), _ = data.load_digits()
+    model = keras_nas.search(
+        x[:200], y[:200], validation_data=(x[200:300], y[200:300]), space="cell",
+        strategy="reinforce", strategy_kwargs={"units": 8}, max_trials=3, epochs=1, seed=2,
+        space_kwargs={"channels": 4, "cells_per_stage": 1}, directory=tmp_path,
+        project_name="rl", verbose=0,
+    )
+    assert isinstance(model, keras.Model)
+    summary = json.loads((tmp_path / "rl" / "summary.json").read_text())
+    assert summary["strategy"] == "reinforce" and summary["best_architecture"].startswith("|")
+    assert [t["status"] for t in summary["trials"]] == ["COMPLETED"] * 3
+    assert len({t["architecture"] for t in summary["trials"]}) == 3
+    state = json.loads((tmp_path / "rl" / "oracle.json").read_text())
+    assert state["reinforce"]["updates"] == 3
