@@ -12,6 +12,8 @@ repeated architectures included (the oracles avoid proposing repeats).
     python tools/nasbench201.py --strategy evolution --queries 100 --seeds 100 \\
         --table ../shared/data/nasbench201/nasbench201.csv --json evolution.json
 
+`python tools/nasbench201.py --plot OUT.png A.json B.json ...` draws the curves.
+
 Writes a JSON with `strategy`, `queries`, `seeds`, `test_mean`, `test_std`, `curve_mean`
 (mean best-so-far test accuracy after each query) and per-seed results.
 """
@@ -135,7 +137,31 @@ def run_seed(strategy, seed, queries, table, reward_column, report_column, kwarg
     }
 
 
+def plot(json_paths, out):
+    """Draws the mean best-so-far curves of result JSONs into `out` (a .png)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for path in json_paths:
+        with open(path) as f:
+            r = json.load(f)
+        ax.plot(range(1, len(r["curve_mean"]) + 1), r["curve_mean"],
+                label=f"{r['strategy']} ({r['test_mean']:.2f}, {r['seeds']} seeds)")
+    ax.axhline(94.37, color="gray", linestyle=":", label="optimum 94.37")
+    ax.set_xlabel("queries")
+    ax.set_ylabel("CIFAR-10 test accuracy (%) of best-so-far")
+    ax.set_ylim(92.5, 94.5)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
 def main(argv=None):
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--plot":
+        return plot(sys.argv[3:], sys.argv[2])
     args = parse_args(argv)
     sys.path.insert(0, REPO)
     from keras_nas.benchmarks import NASBench201
