@@ -101,6 +101,8 @@ def to_tflite(model, quantization=None, representative_data=None, int8_io=False,
                 "`quantization='int8'` needs `representative_data`: a batch of input "
                 "examples to calibrate activation ranges."
             )
+        if len(getattr(model, "inputs", None) or [None]) != 1:
+            raise ValueError("`quantization='int8'` supports single-input models only.")
         rep = _as_float_array(representative_data, "representative_data")
         rep = rep[: int(max_representative_samples)]
 
