@@ -62,7 +62,8 @@ def build_parser():
     s.add_argument("--space", default="cell",
                    help="search space: cell (NAS-Bench-201), darts, mobilenet (default: cell)")
     s.add_argument("--strategy", default="bayesian",
-                   help="search strategy: random, bayesian, hyperband, ... (default: bayesian)")
+                   help="random, bayesian, hyperband, reinforce, evolution, darts, spos, enas "
+                        "(default: bayesian)")
     s.add_argument("--max-trials", type=_positive_int, default=5)
     s.add_argument("--epochs", type=_positive_int, default=2)
     s.add_argument("--batch-size", type=_positive_int, default=32)
@@ -122,14 +123,14 @@ def build_parser():
 
 def run_search(args):
     import keras_nas
-    from keras_nas.oracles import STRATEGIES
+    from keras_nas.search import strategy_names
     from keras_nas.spaces import SPACES
 
     if args.space not in SPACES:
         raise CommandError(f"unknown --space {args.space!r}; expected one of {sorted(SPACES)}")
-    if args.strategy not in STRATEGIES:
+    if args.strategy not in strategy_names():
         raise CommandError(
-            f"unknown --strategy {args.strategy!r}; expected one of {sorted(STRATEGIES)}")
+            f"unknown --strategy {args.strategy!r}; expected one of {strategy_names()}")
     output = os.path.abspath(args.output)
     directory, project_name = os.path.split(output.rstrip(os.sep))
     space_kwargs = {}

@@ -176,6 +176,19 @@ class SearchFailedError(RuntimeError):
     """Raised when a search stops because too many trials in a row failed."""
 
 
+def _oneshot_strategies():
+    from keras_nas.oneshot import ONESHOT_STRATEGIES
+
+    return ONESHOT_STRATEGIES
+
+
+def strategy_names():
+    """Every strategy name `Search` accepts: KerasTuner oracles and one-shot searches."""
+    from keras_nas.oracles.registry import STRATEGIES
+
+    return sorted(set(STRATEGIES) | set(_oneshot_strategies()))
+
+
 def _trial_number(trial):
     return int(trial.trial_id) if str(trial.trial_id).isdigit() else 0
 
@@ -210,8 +223,10 @@ class Search:
     Args:
         space: a space name (`"cell"`/`"nasbench201"`, `"darts"`, `"mobilenet"`/`"macro"`)
             or a `keras_nas.spaces.Space` / `keras_tuner.HyperModel` instance.
-        strategy: `"random"`, `"bayesian"`, `"hyperband"` (and the names in
-            `keras_nas.oracles.STRATEGIES`) or a `keras_tuner.Oracle` instance.
+        strategy: a KerasTuner oracle by name (`"random"`, `"bayesian"`, `"hyperband"`,
+            `"reinforce"`, `"evolution"`: `keras_nas.oracles.STRATEGIES`), a one-shot
+            weight-sharing search (`"darts"`, `"spos"`, `"enas"`: one supernet trained for
+            `epochs`, then the found architecture retrained), or a `keras_tuner.Oracle`.
         max_trials: the most architectures to train.
         epochs: training epochs per trial (Hyperband's largest budget).
         batch_size: batch size for numpy inputs.
@@ -325,15 +340,18 @@ class Search:
         self.strategy = strategy
         self.strategy_name = strategy if isinstance(strategy, str) else type(strategy).__name__
         self.strategy_kwargs = dict(strategy_kwargs or {})
-        if not isinstance(strategy, keras_tuner.Oracle):
-            from keras_nas.oracles.registry import STRATEGIES
-
-            if not isinstance(strategy, str) or strategy not in STRATEGIES:
-                raise ValueError(
-                    f"Unknown `strategy` {strategy!r}: expected one of {sorted(STRATEGIES)} "
-                    "or a keras_tuner.Oracle instance."
-                )
+        if not isinstance(strategy, keras_tuner.Oracle) and (
+                not isinstance(strategy, str) or strategy not in strategy_names()):
+            raise ValueError(
+                f"Unknown `strategy` {strategy!r}: expected one of {strategy_names()} "
+                "or a keras_tuner.Oracle instance."
+            )
+        self.oneshot = isinstance(strategy, str) and strategy in _oneshot_strategies()
+        if self.oneshot and not isinstance(self.space, Space):
+            raise ValueError(f"One-shot `strategy`={strategy!r} needs a keras_nas space, "
+                             f"got {type(self.space).__name__}.")
         self.tuner = None
+        self.oneshot_search = None
         self.data = None
         self.best_model = None
         self.best_hyperparameters = None
@@ -404,6 +422,8 @@ class Search:
             self.space.configure(input_shape=self.data.input_shape,
                                  num_classes=self.data.num_classes)
         self._check_output_dir()
+        if self.oneshot:
+            return self._fit_oneshot()
         oracle = make_oracle(
             self.strategy, objective=self.objective, max_trials=self.max_trials,
             epochs=self.epochs, seed=self.seed,
@@ -441,6 +461,45 @@ class Search:
         self._write_summary()
         self._finish()
         self._write_summary()
+        return self
+
+    def _fit_oneshot(self):
+        """A weight-sharing search: one supernet, one found architecture, then retraining."""
+        from keras_nas.oneshot import ONESHOT_STRATEGIES
+
+        if self.data.is_dataset:
+            raise ValueError(f"`x`: strategy {self.strategy!r} takes numpy arrays, "
+                             "not a tf.data.Dataset.")
+        os.makedirs(self.results_dir, exist_ok=True)
+        self._started = time.time()
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)
+        found = ONESHOT_STRATEGIES[self.strategy](
+            self.space, seed=self.seed, verbose=int(self.verbose >= 2),
+            **self.strategy_kwargs).fit(
+            *self.data.train, validation_data=self.data.validation, epochs=self.epochs,
+            batch_size=self.batch_size)
+        self.oneshot_search = found
+        history = {k: v[-1] for k, v in found.history.items()
+                   if isinstance(v, list) and v and isinstance(v[-1], (int, float))}
+        self._oneshot_record = {
+            "trial_id": "0", "number": 0, "status": "COMPLETED",
+            "architecture": found.best_architecture,
+            "hyperparameters": summary_lib._plain(found.best_values),
+            "metrics": summary_lib._plain(history), "score": None, "params": None,
+            "started": self._started, "ended": time.time(),
+            "duration_s": found.search_seconds, "error": None,
+            "candidates_evaluated": found.num_evaluated,
+        }
+        joined = self.data.train_and_validation() if self.retrain else self.data.train
+        model = found.retrain(*joined, epochs=self.retrain_epochs, batch_size=self.batch_size,
+                              verbose=1 if self.verbose >= 2 else 0)
+        self._oneshot_record["params"] = int(model.count_params())
+        self.best_model = model
+        model.save(self.best_model_path)
+        self._write_summary()
+        if self.on_trial_end is not None:
+            self.on_trial_end(dict(self._oneshot_record))
         return self
 
     def _finish(self):
@@ -481,12 +540,13 @@ class Search:
     @property
     def best_architecture(self):
         """The architecture string of the best trial (None before `fit`)."""
-        best = self.summary.get("best_architecture") if self.tuner else None
-        return best
+        return self.summary.get("best_architecture")
 
     @property
     def trials(self):
         """Every trial as a dict (see `summary.json`), in trial order."""
+        if self.oneshot_search is not None:
+            return [dict(self._oneshot_record)]
         if self.tuner is None:
             return []
         oracle = self.tuner.oracle
@@ -500,9 +560,13 @@ class Search:
     def summary(self):
         """The search as a dict: settings, the best trial and every trial."""
         trials = self.trials
-        best = self.tuner.oracle.get_best_trials(1) if self.tuner else []
-        best = best[0] if best and best[0].status == "COMPLETED" else None
-        best_record = next((r for r in trials if best and r["trial_id"] == best.trial_id), None)
+        if self.oneshot_search is not None:
+            best_record = trials[0]
+        else:
+            best = self.tuner.oracle.get_best_trials(1) if self.tuner else []
+            best = best[0] if best and best[0].status == "COMPLETED" else None
+            best_record = next((r for r in trials if best and r["trial_id"] == best.trial_id),
+                               None)
         objective = self.tuner.oracle.objective if self.tuner else None
         return {
             "space": self.space_name,
@@ -517,7 +581,7 @@ class Search:
             "input_shape": list(self.data.input_shape) if self.data else None,
             "num_classes": self.data.num_classes if self.data else None,
             "elapsed_s": (time.time() - self._started) if self._started else None,
-            "best_trial_id": best.trial_id if best else None,
+            "best_trial_id": best_record["trial_id"] if best_record else None,
             "best_architecture": best_record["architecture"] if best_record else None,
             "best_model": (os.path.basename(self.best_model_path)
                            if self.best_model is not None else None),

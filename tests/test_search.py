@@ -149,3 +149,16 @@ def test_non_positive_latency_target_is_rejected(tmp_path):
     for bad in (0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="`latency_ms` must be a positive number"):
             keras_nas.Search(directory=tmp_path, latency_ms=bad)
+
+
+@pytest.mark.parametrize("strategy", ["darts", "spos"])
+def test_one_shot_strategies_by_name_return_a_retrained_model(strategy, digits, tmp_path):
+    (x, y), val, test = digits
+    s = keras_nas.Search(space="cell", strategy=strategy, epochs=1, seed=0, directory=tmp_path,
+                         space_kwargs=TINY, verbose=0)
+    s.fit(x[:200], y[:200], validation_data=(val[0][:64], val[1][:64]))
+    [trial] = s.trials
+    assert s.space.decode(trial["architecture"]) == trial["hyperparameters"]
+    assert s.best_architecture == trial["architecture"]
+    assert json.loads(open(s.summary_path).read())["best_architecture"] == trial["architecture"]
+    assert s.best_model.evaluate(*test, verbose=0)[1] >= 0.0
