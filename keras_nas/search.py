@@ -586,8 +586,16 @@ class Search:
             "best_model": (os.path.basename(self.best_model_path)
                            if self.best_model is not None else None),
             "best": dict(self.best_info),
+            "controller_history": self._controller_history(),
             "trials": trials,
         }
+
+    def _controller_history(self):
+        """The REINFORCE controller's updates (reward, baseline, entropy, probabilities)."""
+        history = getattr(self.tuner.oracle, "controller_history", None) if self.tuner else None
+        if history is None and self.oneshot_search is not None:
+            history = getattr(self.oneshot_search, "controller_history", None)
+        return summary_lib._plain(list(history)) if history else None
 
     def pareto_front(self, objectives=None):
         """The completed trials no other trial beats on every objective, best score first.
