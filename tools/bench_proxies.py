@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 DEFAULT_TABLE = ROOT / ".." / "shared" / "data" / "nasbench201" / "nasbench201.csv"
 TARGET = "c10_200ep_test"
+CHANCE = 10.5  # accuracy (%) at or below which a cell learned nothing (10 classes)
 PROXY_ORDER = ["synflow", "snip", "grad_norm", "jacob_cov", "naswot", "params", "flops"]
 PUBLISHED = {"synflow": 0.74, "jacob_cov": 0.73, "snip": 0.60, "grad_norm": 0.59}
 """Spearman rho on NAS-Bench-201 CIFAR-10 (Abdelfattah et al., ICLR 2021)."""
@@ -62,19 +63,50 @@ def spearman(a, b):
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def kendall(a, b):
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    a = np.asarray(a, dtype="float64")
+    tau = kendalltau(np.where(np.isnan(a), -np.inf, a), b).statistic
+    return None if tau is None or math.isnan(tau) else float(tau)
+
+
+def top_overlap(a, b, fraction=0.1):
+    """How many of the best `fraction` cells by accuracy `b` are also in the best by score `a`."""
+    import numpy as np
+
+    a = np.asarray(a, dtype="float64")
+    a = np.where(np.isnan(a), -np.inf, a)
+    k = max(1, int(round(fraction * len(a))))
+    best_a = set(np.argsort(-a, kind="stable")[:k].tolist())
+    best_b = set(np.argsort(-np.asarray(b, dtype="float64"), kind="stable")[:k].tolist())
+    return len(best_a & best_b), k
+
+
 def summarize(records):
     import numpy as np
 
     out = {}
     acc = [r["accuracy"] for r in records]
+    # Cells at chance accuracy (10%) have no path from input to output.
+    trained = [i for i, a in enumerate(acc) if a > CHANCE]
     for name in PROXY_ORDER:
         vals = [r["scores"].get(name) for r in records if name in r["scores"]]
         secs = [r["seconds"][name] for r in records if name in r["seconds"]]
         if len(vals) != len(records):
             continue
         vals = [math.nan if v is None else v for v in vals]
+        hit, k = top_overlap(vals, acc)
+        sizes = [r["scores"].get("params") for r in records]
         out[name] = {
+            "spearman_with_params": None if None in sizes else spearman(vals, sizes),
             "spearman": spearman(vals, acc),
+            "kendall": kendall(vals, acc),
+            "spearman_above_chance": spearman([vals[i] for i in trained],
+                                              [acc[i] for i in trained]),
+            "top10pct_overlap": hit,
+            "top10pct_size": k,
             "published": PUBLISHED.get(name),
             "seconds_per_cell_mean": float(np.mean(secs)) if secs else None,
             "seconds_per_cell_median": float(np.median(secs)) if secs else None,
@@ -82,6 +114,7 @@ def summarize(records):
         }
     builds = [r["seconds"]["build"] for r in records if "build" in r["seconds"]]
     out["_build"] = {"seconds_per_cell_mean": float(np.mean(builds)) if builds else None}
+    out["_cells"] = {"total": len(records), "at_chance": len(records) - len(trained)}
     return out
 
 
@@ -94,19 +127,40 @@ def markdown(result):
         "| s/cell mean | s/cell median | non-finite scores |",
         "|---|---|---|---|---|---|",
     ]
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
     for name in PROXY_ORDER:
         s = result["summary"].get(name)
         if s is None:
             continue
-        rho = "n/a" if s["spearman"] is None else f"{s['spearman']:.3f}"
         pub = "-" if s["published"] is None else f"{s['published']:.2f}"
         lines.append(
-            f"| {name} | {rho} | {pub} | {s['seconds_per_cell_mean']:.3f} "
+            f"| {name} | {fmt(s['spearman'])} | {pub} | {s['seconds_per_cell_mean']:.3f} "
             f"| {s['seconds_per_cell_median']:.3f} | {s['non_finite']} |"
         )
     b = result["summary"].get("_build", {}).get("seconds_per_cell_mean")
     if b is not None:
         lines += ["", f"Building a cell network (Keras, `build_architecture`): {b:.2f} s/cell mean."]
+    cells = result["summary"].get("_cells", {})
+    lines += [
+        "",
+        f"Other views of the same scores ({cells.get('at_chance', '?')} of the cells sit at "
+        f"chance accuracy, <= {CHANCE}%: no path from input to output):",
+        "",
+        "| proxy | Kendall tau | Spearman rho, cells above chance only "
+        "| best 10% by accuracy also in best 10% by proxy | Spearman rho with params |",
+        "|---|---|---|---|---|",
+    ]
+    for name in PROXY_ORDER:
+        s = result["summary"].get(name)
+        if s is None:
+            continue
+        lines.append(
+            f"| {name} | {fmt(s['kendall'])} | {fmt(s['spearman_above_chance'])} "
+            f"| {s['top10pct_overlap']} of {s['top10pct_size']} "
+            f"| {fmt(s.get('spearman_with_params'))} |"
+        )
     return "\n".join(lines)
 
 
@@ -140,7 +194,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.report:
-        print(markdown(json.loads(Path(args.json).read_text())))
+        result = json.loads(Path(args.json).read_text())
+        result["summary"] = summarize([_from_json(r) for r in result["records"]])
+        print(markdown(result))
         return 0
     if args.cells < 3:
         parser.error("--cells must be at least 3")
