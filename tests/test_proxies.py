@@ -290,3 +290,28 @@ def test_warm_start_makes_an_oracle_propose_the_prescreened_first(tmp_path):
     assert third.hyperparameters.values["width"] in (1, 2, 3, 4, 6, 8)
     with pytest.raises(TypeError, match="`oracle`"):
         warm_start("oracle", space, survivors)
+
+
+def test_proxies_on_a_small_nasbench201_network():
+    spaces = pytest.importorskip("keras_nas.spaces")
+    space = spaces.NASBench201Space(input_shape=(8, 8, 3), num_classes=10, channels=4,
+                                    cells_per_stage=1)
+    convs = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
+    no_path = "|none~0|+|avg_pool_3x3~0|none~1|+|none~0|none~1|none~2|"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 10, 6)
+    keras.utils.set_random_seed(0)
+    model = space.build_architecture(convs)
+    before = [w.copy() for w in model.get_weights()]
+    scores = {name: score(model, name, x, y) for name in PROXIES}
+    assert all(math.isfinite(v) for v in scores.values())
+    assert _weights_equal(before, model)
+    # ReLUs nested in the cells' ReLUConvBN ops are found, not only the head's.
+    found = relu_layers(model)
+    assert len(found) > 1 and all(type(layer).__name__ == "ReLU" for layer, _ in found)
+    keras.utils.set_random_seed(0)
+    dead = space.build_architecture(no_path)
+    assert synflow(dead) == 0.0 and snip(dead, x, y) == 0.0
+    assert jacob_cov(dead, x) < scores["jacob_cov"]
+    assert prescreen(space, [no_path, convs], "synflow", keep=1) == [convs]

@@ -27,7 +27,6 @@ warm_start(oracle, space, best10)   # trials 0..9 are best10, then the oracle ta
 ```
 """
 
-import gc
 import json
 import math
 
@@ -73,7 +72,6 @@ class ProxyEstimator:
             return self.estimate_model(model)
         finally:
             del model
-            gc.collect()
 
     def rank(self, space, candidates):
         """`[(arch_str, score), ...]` for the distinct candidates, best first.
