@@ -1,5 +1,6 @@
 """`keras_nas.search()` and the `Search` object behind it."""
 
+import contextlib
 import math
 import os
 import time
@@ -110,10 +111,7 @@ class NASTuner(keras_tuner.Tuner):
             filepath=self._get_checkpoint_fname(trial.trial_id),
         ))
         callbacks.append(keras.callbacks.TerminateOnNaN())
-        with warnings.catch_warnings():
-            # NAS-Bench-201 cells keep ops on edges that cannot reach the output (as the
-            # benchmark does); Keras warns that those weights get no gradient.
-            warnings.filterwarnings("ignore", message="Gradients do not exist for variables")
+        with _quiet_dead_edges():
             history = model.fit(
                 x, y, validation_data=validation_data, epochs=epochs,
                 initial_epoch=initial_epoch, batch_size=None if y is None else batch_size,
@@ -179,6 +177,15 @@ class NASTuner(keras_tuner.Tuner):
 
 class SearchFailedError(RuntimeError):
     """Raised when a search stops because too many trials in a row failed."""
+
+
+@contextlib.contextmanager
+def _quiet_dead_edges():
+    """NAS-Bench-201 cells keep ops on edges that cannot reach the output (as the benchmark
+    does); Keras warns that those weights get no gradient. That is expected, so hush it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Gradients do not exist for variables")
+        yield
 
 
 def _oneshot_strategies():
@@ -523,11 +530,12 @@ class Search:
             model = self.tuner.hypermodel.build(best.hyperparameters)
             epochs = best.hyperparameters.values.get("tuner/epochs", self.retrain_epochs)
             joined = self.data.train_and_validation()
-            if self.data.is_dataset:
-                model.fit(joined, epochs=epochs, verbose=1 if self.verbose >= 2 else 0)
-            else:
-                model.fit(*joined, epochs=epochs, batch_size=self.batch_size,
-                          verbose=1 if self.verbose >= 2 else 0)
+            with _quiet_dead_edges():
+                if self.data.is_dataset:
+                    model.fit(joined, epochs=epochs, verbose=1 if self.verbose >= 2 else 0)
+                else:
+                    model.fit(*joined, epochs=epochs, batch_size=self.batch_size,
+                              verbose=1 if self.verbose >= 2 else 0)
         else:
             model = self.tuner.load_model(best)
         self.best_model = model
