@@ -16,6 +16,8 @@ Results are checkpointed to `--json` after every cell (a partial run still gives
 
     python tools/bench_proxies.py --cells 300 --seed 0 --json proxies.json
     python tools/bench_proxies.py --report --json proxies.json
+    python tools/bench_proxies.py --cells 300 --seed 0 --stand-in smooth \
+        --proxies jacob_cov,naswot,params --json proxies_smooth.json
 """
 
 import argparse
@@ -121,7 +123,8 @@ def summarize(records):
 def markdown(result):
     lines = [
         f"Cells scored: {result['cells_done']} of {result['config']['cells']} "
-        f"(seed {result['config']['seed']}, batch {result['config']['batch']}).",
+        f"(seed {result['config']['seed']}, batch {result['config']['batch']}, "
+        f"stand-in batch: {result['config'].get('stand_in', 'noise')}).",
         "",
         "| proxy | Spearman rho vs c10_200ep_test (ours) | published (CIFAR-10) "
         "| s/cell mean | s/cell median | non-finite scores |",
@@ -188,6 +191,11 @@ def main(argv=None):
     parser.add_argument("--table", default=str(DEFAULT_TABLE))
     parser.add_argument("--json", required=True, help="results file (checkpointed per cell)")
     parser.add_argument("--proxies", default=",".join(PROXY_ORDER))
+    parser.add_argument(
+        "--stand-in", default="noise", choices=["noise", "smooth"],
+        help="noise: i.i.d. N(0,1) pixels; smooth: the same noise blurred spatially "
+             "(Gaussian, sigma 2 px) and re-standardized per image and channel",
+    )
     parser.add_argument("--max-minutes", type=float, default=None, help="stop after this long")
     parser.add_argument("--resume", action="store_true", help="continue the run in --json")
     parser.add_argument("--report", action="store_true", help="print the table of --json")
@@ -216,14 +224,23 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, size=args.batch)
+    if args.stand_in == "smooth":
+        from scipy.ndimage import gaussian_filter
+
+        x = gaussian_filter(x, sigma=(0, 2, 2, 0), mode="wrap")
+        x = (x - x.mean(axis=(1, 2), keepdims=True)) / x.std(axis=(1, 2), keepdims=True)
+        x = x.astype("float32")
     space = NASBench201Space(
         input_shape=(32, 32, 3), num_classes=10, channels=16, cells_per_stage=5
     )
     config = {
         "cells": args.cells, "seed": args.seed, "batch": args.batch, "proxies": proxies,
         "table": str(args.table), "target": TARGET,
-        "stand_in_batch": "i.i.d. N(0,1) pixels, shape (batch,32,32,3), uniform labels 0..9, "
+        "stand_in_batch": ("i.i.d. N(0,1) pixels" if args.stand_in == "noise" else
+                           "N(0,1) pixels blurred by a sigma-2 Gaussian, re-standardized")
+                          + ", shape (batch,32,32,3), uniform labels 0..9, "
                           "numpy.random.default_rng(seed)",
+        "stand_in": args.stand_in,
         "space": "NASBench201Space(input_shape=(32,32,3), num_classes=10, channels=16, "
                  "cells_per_stage=5)",
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.python_version()}, "
@@ -232,10 +249,12 @@ def main(argv=None):
     records = []
     if args.resume and Path(args.json).exists():
         old = json.loads(Path(args.json).read_text())
-        if {k: old["config"].get(k) for k in ("cells", "seed", "batch")} != {
-            k: config[k] for k in ("cells", "seed", "batch")
-        }:
-            parser.error("--resume: --json holds a run with other --cells/--seed/--batch")
+        keys = ("cells", "seed", "batch", "proxies")
+        if {k: old["config"].get(k) for k in keys} != {k: config[k] for k in keys} or old[
+            "config"
+        ].get("stand_in", "noise") != args.stand_in:
+            parser.error("--resume: --json holds a run with other --cells/--seed/--batch/"
+                         "--proxies/--stand-in")
         records = [_from_json(r) for r in old["records"]]
     done = {r["index"] for r in records}
     started = time.time()
