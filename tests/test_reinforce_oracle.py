@@ -65,6 +65,23 @@ def test_learns_the_best_of_a_toy_space(tmp_path):
     assert oracle.updates == 60
     # Later trials are better than the first ones: the policy learned.
     assert np.mean([matches(v) for v in tried[-20:]]) > np.mean([matches(v) for v in tried[:20]])
+    # One history record per update, in the documented format, showing the same learning.
+    history = oracle.controller_history
+    assert [h["step"] for h in history] == list(range(60))
+    assert history[0]["reward"] == matches(tried[0])
+    assert all(set(h) == {"step", "reward", "baseline", "entropy", "probabilities"} for h in history)
+    for h in (history[0], history[-1]):
+        assert sorted(h["probabilities"]) == [f"d{i}" for i in range(5)]
+        for dist in h["probabilities"].values():
+            assert sorted(dist) == ["op0", "op1", "op2", "op3"]
+            assert abs(sum(dist.values()) - 1) < 1e-6
+    assert abs(history[0]["entropy"] - 5 * math.log(4)) < 0.05  # near-uniform at first
+    assert history[-1]["entropy"] < history[0]["entropy"]
+    assert history[-1]["probabilities"]["d0"]["op2"] > history[0]["probabilities"]["d0"]["op2"]
+    # The first decision's record is its exact distribution under the policy.
+    first = oracle.controller.probabilities([(0, 2)])[0]
+    assert abs(history[-1]["probabilities"]["d0"]["op2"] - first) < 1e-6
+    assert oracle.get_state()["reinforce"]["history"] == history
 
 
 def test_minimized_objective_and_reward_fn(tmp_path):
@@ -96,6 +113,7 @@ def test_state_is_json_and_reload_continues_the_same_policy(tmp_path):
     b.reload()
     assert b.learned_trial_ids == a.learned_trial_ids
     assert b._pending == a._pending
+    assert len(a.controller_history) == 5 and b.controller_history == a.controller_history
     assert b.baseline == a.baseline
     for wa, wb in zip(a.controller.get_weights(), b.controller.get_weights()):
         np.testing.assert_array_equal(wa, wb)
@@ -111,6 +129,25 @@ def test_state_is_json_and_reload_continues_the_same_policy(tmp_path):
     assert b.learned_trial_ids == sorted(b.trials)[: len(b.learned_trial_ids)]
     assert len(b.learned_trial_ids) + len(b._pending) == 19
     assert b.updates == a.updates == 9
+
+
+def test_history_is_capped_and_normalized_advantage_is_scale_free(tmp_path):
+    oracle = new_oracle(tmp_path, "cap", max_trials=8, advantage="normalized")
+    oracle.HISTORY_LENGTH = 3
+    tried = run(oracle, matches, 8)
+    assert [h["step"] for h in oracle.controller_history] == [5, 6, 7]
+    # Normalized advantages ignore the reward's scale and offset: the same proposals.
+    scaled = new_oracle(tmp_path, "scaled", max_trials=8, advantage="normalized")
+    assert run(scaled, lambda v: 1000 * matches(v) - 7, 8) == tried
+    # Plain advantages grow with the reward's scale; normalized ones do not.
+    rewards = [[0.2], [0.6], [0.4], [0.8]]
+    for kind, ratio in [("baseline", 1000.0), ("normalized", 1.0)]:
+        a = new_oracle(tmp_path, kind, advantage=kind)
+        b = new_oracle(tmp_path, kind + "_x", advantage=kind)
+        for r in rewards:
+            _, adv_a = a._advantages(r)
+            _, adv_b = b._advantages([1000 * x + 5 for x in r])
+        assert adv_a[0] != 0 and abs(adv_b[0] / adv_a[0] - ratio) < 1e-6 * ratio
 
 
 def test_trial_completed_after_last_save_is_learned_once(tmp_path):
@@ -238,6 +275,8 @@ def test_bad_arguments_and_registry():
         ReinforceOracle(objective="val_accuracy", reward_fn=3)
     with pytest.raises(ValueError, match="num_bins"):
         ReinforceOracle(objective="val_accuracy", num_bins=1)
+    with pytest.raises(ValueError, match="advantage"):
+        ReinforceOracle(objective="val_accuracy", advantage="rank")
     oracle = make_oracle("reinforce", objective="val_accuracy", max_trials=5, epochs=1, seed=0)
     assert isinstance(oracle, ReinforceOracle) and oracle.max_trials == 5 and oracle.seed == 0
 

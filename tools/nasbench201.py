@@ -38,6 +38,7 @@ STRATEGY_OPTIONS = {
     "temperature": float,
     "tanh_constant": float,
     "units": int,
+    "advantage": str,
     "population_size": int,
     "sample_size": int,
     "num_initial_points": int,
@@ -170,6 +171,7 @@ def main(argv=None):
     kwargs = strategy_kwargs(args)
     start = time.time()
     records = []
+    result = None
     for k in range(args.seeds):
         seed = seed_of(args.first_seed + k)
         if args.max_seconds is not None and time.time() - start > args.max_seconds:
@@ -180,14 +182,30 @@ def main(argv=None):
         r = records[-1]
         print(f"seed {seed}: test {r['test']:.2f} reward {r['reward']:.3f} distinct "
               f"{r['distinct']}/{r['trials']} ({time.time() - start:.0f}s)", flush=True)
+        # Written after every seed, so a run stopped from outside still leaves its results.
+        result = summarize(args, kwargs, records, start, argv, complete=k == args.seeds - 1)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(result, f, indent=1)
+    if result is None:
+        raise SystemExit("no seed finished within --max-seconds")
+    print(f"{args.strategy}: {result['test_mean']:.2f} +- {result['test_std']:.2f} "
+          f"over {len(records)} seeds x {args.queries} queries ({result['elapsed_s']:.0f}s)")
+    return result
+
+
+def summarize(args, kwargs, records, start, argv, complete):
+    """The result dict of the seeds run so far."""
     import numpy as np
 
     tests = np.array([r["test"] for r in records])
     length = min(len(r["curve"]) for r in records)
-    result = {
+    return {
         "strategy": args.strategy,
         "queries": args.queries,
         "seeds": len(records),
+        "seeds_requested": args.seeds,
+        "complete": bool(complete),
         "first_seed": args.first_seed,
         "test_mean": float(tests.mean()),
         "test_std": float(tests.std()),
@@ -201,13 +219,6 @@ def main(argv=None):
         "command": "python tools/nasbench201.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "per_seed": records,
     }
-    print(f"{args.strategy}: {result['test_mean']:.2f} +- {result['test_std']:.2f} "
-          f"over {len(records)} seeds x {args.queries} queries ({result['elapsed_s']:.0f}s)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-    return result
-
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,7 @@
 """REINFORCE with an LSTM controller as a KerasTuner oracle (Zoph & Le 2017, ENAS)."""
 
+import math
+
 import keras
 import keras_tuner
 import numpy as np
@@ -14,6 +16,7 @@ from keras_nas.oracles.controller import space_decisions
 from keras_nas.oracles.controller import trial_reward
 
 _COMPLETED = trial_module.TrialStatus.COMPLETED
+ADVANTAGES = ("baseline", "normalized")
 
 
 class ReinforceOracle(keras_tuner.Oracle):
@@ -53,6 +56,10 @@ class ReinforceOracle(keras_tuner.Oracle):
         num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
         reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
         max_collisions: redraws of a duplicate sample before falling back to random.
+        advantage: how a reward becomes the REINFORCE signal: `"baseline"`, reward minus
+            the moving-average baseline; `"normalized"`, that difference divided by a
+            moving root-mean-square of past differences (same decay), so the step size
+            does not depend on the scale of the reward.
         allow_new_entries, tune_new_entries, max_retries_per_trial,
         max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
 
@@ -63,6 +70,8 @@ class ReinforceOracle(keras_tuner.Oracle):
     tuner = keras_tuner.RandomSearch(...)  # or any Tuner: pass `oracle=oracle`
     ```
     """
+
+    HISTORY_LENGTH = 500  # controller updates kept in `controller_history`
 
     def __init__(
         self,
@@ -80,6 +89,7 @@ class ReinforceOracle(keras_tuner.Oracle):
         num_bins=10,
         reward_fn=None,
         max_collisions=20,
+        advantage="baseline",
         allow_new_entries=True,
         tune_new_entries=True,
         max_retries_per_trial=0,
@@ -115,6 +125,10 @@ class ReinforceOracle(keras_tuner.Oracle):
             raise ValueError(f"`units` must be a positive integer, got {units!r}.")
         if not isinstance(num_bins, int) or num_bins < 2:
             raise ValueError(f"`num_bins` must be an integer >= 2, got {num_bins!r}.")
+        if advantage not in ADVANTAGES:
+            raise ValueError(
+                f"`advantage` must be one of {ADVANTAGES}, got {advantage!r}."
+            )
         if reward_fn is not None and not callable(reward_fn):
             raise TypeError(f"`reward_fn` must be callable or None, got {reward_fn!r}.")
         if not isinstance(max_collisions, int) or max_collisions < 0:
@@ -131,6 +145,7 @@ class ReinforceOracle(keras_tuner.Oracle):
         self.num_bins = num_bins
         self.reward_fn = reward_fn
         self.max_collisions = max_collisions
+        self.advantage = advantage
 
         self._rng = np.random.default_rng(self.seed)
         self._controller = None
@@ -142,6 +157,8 @@ class ReinforceOracle(keras_tuner.Oracle):
         self._learned = set()
         self._pending = []
         self._rewards = {}
+        self._advantage_var = None
+        self._history = []
 
     # -- the controller ---------------------------------------------------------------
     def _current_decisions(self):
@@ -194,11 +211,17 @@ class ReinforceOracle(keras_tuner.Oracle):
         self._ensure_controller()
         return self._controller
 
-    def _sample(self, temperature):
-        """Samples the active decisions from the controller; returns a dict of values."""
+    def _sample(self, temperature, greedy=False):
+        """Samples the active decisions from the controller; returns a dict of values.
+
+        With `greedy=True` every decision takes its most probable option (no randomness is
+        drawn) and `(values, distributions)` is returned, `distributions` mapping each
+        decision's name to the probability of each of its options at that step.
+        """
         index = {hp.name: i for i, (hp, _) in enumerate(self._decisions)}
         hps = keras_tuner.HyperParameters()
         values = {}
+        distributions = {}
         policy = self._controller.numpy_policy() if self._controller is not None else None
         state = policy.initial_state() if policy is not None else None
         previous = None
@@ -212,12 +235,45 @@ class ReinforceOracle(keras_tuner.Oracle):
             else:
                 logits, state = policy.step(previous, i, state, temperature)
                 p = _softmax(logits)
-                o = int(self._rng.choice(len(p), p=p))
+                if greedy:
+                    o = int(np.argmax(p))
+                    options = self._decisions[i][1]
+                    distributions[hp.name] = {
+                        str(option): float(q) for option, q in zip(options, p)
+                    }
+                else:
+                    o = int(self._rng.choice(len(p), p=p))
                 value = self._decisions[i][1][o]
                 previous = (i, o)
             hps.values[hp.name] = value
             values[hp.name] = value
+        if greedy:
+            return values, distributions
         return values
+
+    def policy_distributions(self):
+        """Each decision's distribution along the controller's most probable path.
+
+        The first decision's entry is its exact distribution; each later decision's is its
+        distribution given that every earlier decision took its most probable option (the
+        LSTM conditions a decision on those before it, so there is no single marginal
+        without sampling). Computed at the controller's own temperature, without the
+        heating used to redraw duplicates.
+
+        Returns:
+            `{hp_name: {str(option): probability}}` for the decisions active on that path.
+
+        Example:
+
+        ```python
+        oracle.policy_distributions()["edge_0_1"]  # {"none": 0.1, "skip_connect": 0.3, ...}
+        ```
+        """
+        self._ensure_controller()
+        if self._controller is None:
+            return {}
+        base_temperature = 1.0 if self.temperature is None else self.temperature
+        return self._sample(base_temperature, greedy=True)[1]
 
     def sequence_of(self, values):
         """The `(decision_index, option_index)` sequence of a dict of values."""
@@ -309,24 +365,56 @@ class ReinforceOracle(keras_tuner.Oracle):
         batch = list(self._pending)
         self._pending = []
         rewards = [self._rewards[tid] for tid in batch]
-        if self.baseline is None:
-            self.baseline = float(np.mean(rewards))
-        advantages = [r - self.baseline for r in rewards]
+        baseline, advantages = self._advantages(rewards)
         sequences = [self.sequence_of(self.trials[tid].hyperparameters.values) for tid in batch]
         if self._controller is not None and any(sequences):
             # One compiled step per batch structure (which decisions each trial made).
             key = tuple(tuple(d for d, _ in seq) for seq in sequences)
             if key not in self._steps:
                 self._steps[key] = tf.function(self._make_step(key))
-            self._steps[key](
+            _, entropy = self._steps[key](
                 [tf.constant([o for _, o in seq] or [0], dtype="int32") for seq in sequences],
                 tf.constant(advantages, dtype="float32"),
             )
+            self._history.append(
+                {
+                    "step": int(self.updates),
+                    "reward": float(np.mean(rewards)),
+                    "baseline": float(baseline),
+                    "entropy": float(entropy),
+                    "probabilities": self.policy_distributions(),
+                }
+            )
+            del self._history[: -self.HISTORY_LENGTH]
             self.updates += 1
-        self.baseline = float(
-            self.baseline_decay * self.baseline + (1 - self.baseline_decay) * np.mean(rewards)
-        )
         self._learned.update(batch)
+
+    def _advantages(self, rewards):
+        """The baseline the batch `rewards` are compared with, and their advantages.
+
+        Moves the baseline (and, for `"normalized"`, the scale) past this batch.
+        """
+        if self.baseline is None:
+            self.baseline = float(np.mean(rewards))
+        baseline = self.baseline
+        advantages = [float(r - baseline) for r in rewards]
+        if self.advantage == "normalized":
+            # Divide by a moving root-mean-square of past advantages: the step no longer
+            # depends on the scale of the reward (fractions, percentages, latency terms).
+            scale = math.sqrt(self._advantage_var) if self._advantage_var else 0.0
+            raw = advantages
+            advantages = [a / scale for a in raw] if scale > 1e-12 else [0.0 for _ in raw]
+            square = float(np.mean(np.square(raw)))
+            self._advantage_var = (
+                square
+                if self._advantage_var is None
+                else self.baseline_decay * self._advantage_var
+                + (1 - self.baseline_decay) * square
+            )
+        self.baseline = float(
+            self.baseline_decay * baseline + (1 - self.baseline_decay) * np.mean(rewards)
+        )
+        return baseline, advantages
 
     def _make_step(self, key):
         """The REINFORCE step for batches whose trials made the decisions `key`."""
@@ -339,18 +427,40 @@ class ReinforceOracle(keras_tuner.Oracle):
             variables = controller.trainable_variables
             with tf.GradientTape() as tape:
                 loss = 0.0
+                total_entropy = 0.0
                 for b, decisions in enumerate(key):
                     log_prob, entropy = controller.log_prob(
                         [(d, options[b][t]) for t, d in enumerate(decisions)]
                     )
                     loss = loss - advantages[b] * log_prob - entropy_weight * entropy
+                    total_entropy = total_entropy + entropy
                 loss = loss / len(key)
             grads = tape.gradient(loss, variables)
             pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
             optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
-            return loss
+            return loss, total_entropy / len(key)
 
         return step
+
+    @property
+    def controller_history(self):
+        """One record per controller update, oldest first (the last `HISTORY_LENGTH`).
+
+        Each record is `{"step": int, "reward": float, "baseline": float, "entropy": float,
+        "probabilities": {hp_name: {str(value): float}}}`: the update's index, the mean
+        reward of its batch, the baseline the rewards were compared with, the mean entropy
+        (nats, summed over the decisions) of the policy along the batch's sequences, and
+        `policy_distributions()` just after the update. It is part of `get_state()`, so it
+        survives a reload; `keras_nas.plots.plot_controller` draws it.
+
+        Example:
+
+        ```python
+        history = oracle.controller_history
+        history[-1]["probabilities"]["edge_0_1"]
+        ```
+        """
+        return [dict(entry) for entry in self._history]
 
     @property
     def learned_trial_ids(self):
@@ -376,6 +486,8 @@ class ReinforceOracle(keras_tuner.Oracle):
             "learned": sorted(self._learned),
             "pending": list(self._pending),
             "rewards": {k: float(v) for k, v in self._rewards.items()},
+            "advantage_var": self._advantage_var,
+            "history": self._history,
         }
         return state
 
@@ -401,6 +513,8 @@ class ReinforceOracle(keras_tuner.Oracle):
         self._learned = set(s["learned"])
         self._pending = list(s["pending"])
         self._rewards = dict(s["rewards"])
+        self._advantage_var = s.get("advantage_var")
+        self._history = list(s.get("history", []))
         # A trial completed after the last save (a crash in between) is learned on the next
         # update, and only once.
         for tid in sorted(self.trials):
