@@ -24,8 +24,10 @@ NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 CELL_TIMEOUT_S = 300
 
 
-def kernel_env():
+def kernel_env(tmp_dir=None):
     env = dict(os.environ)
+    if tmp_dir is not None:  # the notebooks' tempfile.mkdtemp() folders land here
+        env["TMPDIR"] = str(tmp_dir)
     env["KERAS_NAS_QUICK"] = "1"
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env.setdefault("KERAS_BACKEND", "tensorflow")
@@ -36,7 +38,7 @@ def kernel_env():
     return env
 
 
-def execute(path):
+def execute(path, tmp_dir=None):
     """Runs the notebook at `path`; returns the executed notebook (outputs included)."""
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
@@ -46,7 +48,7 @@ def execute(path):
         resources={"metadata": {"path": str(TUTORIALS)}},
     )
     # `env` goes to the kernel manager's start_kernel: the kernel process's environment.
-    client.execute(env=kernel_env())
+    client.execute(env=kernel_env(tmp_dir))
     return nb
 
 
@@ -73,7 +75,7 @@ def test_notebook_runs(path, tmp_path):
     before = set(TUTORIALS.rglob("*"))
     start = time.perf_counter()
     try:
-        nb = execute(path)
+        nb = execute(path, tmp_path)
     except nbclient.exceptions.CellExecutionError as e:  # the failing cell's traceback
         pytest.fail(f"{path.name} failed:\n{e}", pytrace=False)
     elapsed = time.perf_counter() - start
