@@ -56,7 +56,7 @@ def free_port():
 
 
 def test_chief_and_two_workers_finish_every_trial(tmp_path):
-    max_trials = 8
+    max_trials = 5
     script = tmp_path / "run.py"
     script.write_text(SCRIPT.format(root=str(ROOT), out=str(tmp_path), max_trials=max_trials))
     port = free_port()

@@ -102,33 +102,34 @@ def test_minimized_objective_and_reward_fn(tmp_path):
 
 
 def test_state_is_json_and_reload_continues_the_same_policy(tmp_path):
-    a = new_oracle(tmp_path, "resume", max_trials=30, batch_size=2)
-    run(a, matches, 11)  # 10 learned, one pending in the batch
+    a = new_oracle(tmp_path, "resume", max_trials=20, batch_size=2)
+    run(a, matches, 5)  # 4 learned, one pending in the batch
     state = a.get_state()
     text = json.dumps(state)  # plain JSON: no numpy types
     assert json.loads(text)["reinforce"]["pending"] == a._pending
-    assert len(a.learned_trial_ids) == 10 and len(a._pending) == 1
+    assert len(a.learned_trial_ids) == 4 and len(a._pending) == 1
 
-    b = new_oracle(tmp_path, "resume", max_trials=30, batch_size=2, seed=99)
+    b = new_oracle(tmp_path, "resume", max_trials=20, batch_size=2, seed=99)
     b.reload()
     assert b.learned_trial_ids == a.learned_trial_ids
     assert b._pending == a._pending
-    assert len(a.controller_history) == 5 and b.controller_history == a.controller_history
+    assert len(a.controller_history) == 2 and b.controller_history == a.controller_history
     assert b.baseline == a.baseline
     for wa, wb in zip(a.controller.get_weights(), b.controller.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     for va, vb in zip(a._optimizer.variables, b._optimizer.variables):
         np.testing.assert_array_equal(np.asarray(va), np.asarray(vb))
     # Both continue identically: same proposals, same updates.
-    ta = run(a, matches, 8)
-    tb = run(b, matches, 8)
+    ta = run(a, matches, 4)
+    tb = run(b, matches, 4)
     assert ta == tb
     for wa, wb in zip(a.controller.get_weights(), b.controller.get_weights()):
         np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
     # Every trial was learned exactly once.
     assert b.learned_trial_ids == sorted(b.trials)[: len(b.learned_trial_ids)]
-    assert len(b.learned_trial_ids) + len(b._pending) == 19
-    assert b.updates == a.updates == 9
+    assert len(b.learned_trial_ids) + len(b._pending) == 9
+    assert b.updates == a.updates == 4
+    assert b.controller_history == a.controller_history
 
 
 def test_history_is_capped_and_normalized_advantage_is_scale_free(tmp_path):
@@ -286,16 +287,23 @@ def test_real_tiny_search_with_reinforce_on_digits(tmp_path):
     from keras_nas import data
 
     (x, y), _ = data.load_digits()
+    # 200 samples, 2 trials of 1 epoch, no retraining: the real search, kept tiny.
     model = keras_nas.search(
-        x[:200], y[:200], validation_data=(x[200:300], y[200:300]), space="cell",
-        strategy="reinforce", strategy_kwargs={"units": 8}, max_trials=3, epochs=1, seed=2,
+        x[:150], y[:150], validation_data=(x[150:200], y[150:200]), space="cell",
+        strategy="reinforce", strategy_kwargs={"units": 8}, max_trials=2, epochs=1, seed=2,
         space_kwargs={"channels": 4, "cells_per_stage": 1}, directory=tmp_path,
-        project_name="rl", verbose=0,
+        project_name="rl", verbose=0, retrain=False,
     )
     assert isinstance(model, keras.Model)
     summary = json.loads((tmp_path / "rl" / "summary.json").read_text())
     assert summary["strategy"] == "reinforce" and summary["best_architecture"].startswith("|")
-    assert [t["status"] for t in summary["trials"]] == ["COMPLETED"] * 3
-    assert len({t["architecture"] for t in summary["trials"]}) == 3
+    assert [t["status"] for t in summary["trials"]] == ["COMPLETED"] * 2
+    assert len({t["architecture"] for t in summary["trials"]}) == 2
     state = json.loads((tmp_path / "rl" / "oracle.json").read_text())
-    assert state["reinforce"]["updates"] == 3
+    assert state["reinforce"]["updates"] == 2
+    # The controller's history reaches the summary (one record per update).
+    history = summary["controller_history"]
+    assert [h["step"] for h in history] == [0, 1]
+    names = set(summary["trials"][0]["hyperparameters"])
+    edges = {n for n in names if n.startswith("edge_")}
+    assert len(edges) == 6 and edges <= set(history[0]["probabilities"]) <= names
