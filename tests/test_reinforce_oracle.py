@@ -151,6 +151,22 @@ def test_history_is_capped_and_normalized_advantage_is_scale_free(tmp_path):
         assert adv_a[0] != 0 and abs(adv_b[0] / adv_a[0] - ratio) < 1e-6 * ratio
 
 
+def test_replay_of_the_best_trials_pulls_the_policy(tmp_path):
+    # Equal rewards: REINFORCE has no signal (every advantage is 0), so without replay and
+    # without entropy the controller does not move; with replay it moves toward the elite
+    # (ties go to the earliest trial).
+    kwargs = dict(max_trials=8, entropy_weight=0.0)
+    plain = new_oracle(tmp_path, "plain", **kwargs)
+    before = plain.controller.get_weights()
+    run(plain, lambda v: 1.0, 8)
+    for a, b in zip(before, plain.controller.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    replay = new_oracle(tmp_path, "replay", replay_best=1, replay_weight=1.0, **kwargs)
+    tried = run(replay, lambda v: 1.0, 8)
+    assert replay.updates == 8
+    assert replay.probability(tried[0]) > 3 * plain.probability(tried[0])
+
+
 def test_trial_completed_after_last_save_is_learned_once(tmp_path):
     a = new_oracle(tmp_path, "crash", max_trials=10)
     run(a, matches, 3)
@@ -278,6 +294,10 @@ def test_bad_arguments_and_registry():
         ReinforceOracle(objective="val_accuracy", num_bins=1)
     with pytest.raises(ValueError, match="advantage"):
         ReinforceOracle(objective="val_accuracy", advantage="rank")
+    with pytest.raises(ValueError, match="replay_best"):
+        ReinforceOracle(objective="val_accuracy", replay_best=-1)
+    with pytest.raises(ValueError, match="replay_weight"):
+        ReinforceOracle(objective="val_accuracy", replay_weight=-0.5)
     oracle = make_oracle("reinforce", objective="val_accuracy", max_trials=5, epochs=1, seed=0)
     assert isinstance(oracle, ReinforceOracle) and oracle.max_trials == 5 and oracle.seed == 0
 

@@ -39,6 +39,8 @@ STRATEGY_OPTIONS = {
     "tanh_constant": float,
     "units": int,
     "advantage": str,
+    "replay_best": int,
+    "replay_weight": float,
     "population_size": int,
     "sample_size": int,
     "num_initial_points": int,

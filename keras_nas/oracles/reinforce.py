@@ -60,6 +60,11 @@ class ReinforceOracle(keras_tuner.Oracle):
             the moving-average baseline; `"normalized"`, that difference divided by a
             moving root-mean-square of past differences (same decay), so the step size
             does not depend on the scale of the reward.
+        replay_best: if > 0 (with `replay_weight` > 0), every update also raises the
+            log-probability of the `replay_best` best trials learned so far, weighted by
+            `replay_weight`: the best architectures found keep pulling the policy, as in
+            priority-queue training (Abolafia et al. 2018).
+        replay_weight: weight of that term (0: plain REINFORCE).
         allow_new_entries, tune_new_entries, max_retries_per_trial,
         max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
 
@@ -90,6 +95,8 @@ class ReinforceOracle(keras_tuner.Oracle):
         reward_fn=None,
         max_collisions=20,
         advantage="baseline",
+        replay_best=0,
+        replay_weight=0.0,
         allow_new_entries=True,
         tune_new_entries=True,
         max_retries_per_trial=0,
@@ -129,6 +136,12 @@ class ReinforceOracle(keras_tuner.Oracle):
             raise ValueError(
                 f"`advantage` must be one of {ADVANTAGES}, got {advantage!r}."
             )
+        if not isinstance(replay_best, int) or isinstance(replay_best, bool) or replay_best < 0:
+            raise ValueError(
+                f"`replay_best` must be a non-negative integer, got {replay_best!r}."
+            )
+        if not float(replay_weight) >= 0:
+            raise ValueError(f"`replay_weight` must be >= 0, got {replay_weight!r}.")
         if reward_fn is not None and not callable(reward_fn):
             raise TypeError(f"`reward_fn` must be callable or None, got {reward_fn!r}.")
         if not isinstance(max_collisions, int) or max_collisions < 0:
@@ -146,6 +159,8 @@ class ReinforceOracle(keras_tuner.Oracle):
         self.reward_fn = reward_fn
         self.max_collisions = max_collisions
         self.advantage = advantage
+        self.replay_best = replay_best
+        self.replay_weight = float(replay_weight)
 
         self._rng = np.random.default_rng(self.seed)
         self._controller = None
@@ -367,14 +382,21 @@ class ReinforceOracle(keras_tuner.Oracle):
         rewards = [self._rewards[tid] for tid in batch]
         baseline, advantages = self._advantages(rewards)
         sequences = [self.sequence_of(self.trials[tid].hyperparameters.values) for tid in batch]
+        elites = self._elite_sequences(batch)
         if self._controller is not None and any(sequences):
             # One compiled step per batch structure (which decisions each trial made).
-            key = tuple(tuple(d for d, _ in seq) for seq in sequences)
+            key = (
+                tuple(tuple(d for d, _ in seq) for seq in sequences),
+                tuple(tuple(d for d, _ in seq) for seq in elites),
+            )
             if key not in self._steps:
                 self._steps[key] = tf.function(self._make_step(key))
+
+            def options(seqs):
+                return [tf.constant([o for _, o in seq] or [0], dtype="int32") for seq in seqs]
+
             _, entropy = self._steps[key](
-                [tf.constant([o for _, o in seq] or [0], dtype="int32") for seq in sequences],
-                tf.constant(advantages, dtype="float32"),
+                options(sequences), tf.constant(advantages, dtype="float32"), options(elites)
             )
             self._history.append(
                 {
@@ -388,6 +410,20 @@ class ReinforceOracle(keras_tuner.Oracle):
             del self._history[: -self.HISTORY_LENGTH]
             self.updates += 1
         self._learned.update(batch)
+
+    def _elite_sequences(self, batch):
+        """The `replay_best` best learned trials (with `batch`), as decision sequences.
+
+        Always exactly `replay_best` sequences (cycled while fewer trials were learned), so
+        the compiled step keeps one shape; none when replay is off.
+        """
+        if not self.replay_best or not self.replay_weight:
+            return []
+        learned = sorted(
+            self._learned.union(batch), key=lambda tid: (-self._rewards[tid], tid)
+        )[: self.replay_best]
+        elites = [learned[k % len(learned)] for k in range(self.replay_best)]
+        return [self.sequence_of(self.trials[tid].hyperparameters.values) for tid in elites]
 
     def _advantages(self, rewards):
         """The baseline the batch `rewards` are compared with, and their advantages.
@@ -417,28 +453,35 @@ class ReinforceOracle(keras_tuner.Oracle):
         return baseline, advantages
 
     def _make_step(self, key):
-        """The REINFORCE step for batches whose trials made the decisions `key`."""
+        """The REINFORCE step for batches whose trials (and elites) made the decisions `key`."""
         import tensorflow as tf
 
         controller, optimizer = self._controller, self._optimizer
         entropy_weight = self.entropy_weight
+        replay_weight = self.replay_weight
+        batch_key, elite_key = key
 
-        def step(options, advantages):
+        def step(options, advantages, elite_options):
             variables = controller.trainable_variables
             with tf.GradientTape() as tape:
                 loss = 0.0
                 total_entropy = 0.0
-                for b, decisions in enumerate(key):
+                for b, decisions in enumerate(batch_key):
                     log_prob, entropy = controller.log_prob(
                         [(d, options[b][t]) for t, d in enumerate(decisions)]
                     )
                     loss = loss - advantages[b] * log_prob - entropy_weight * entropy
                     total_entropy = total_entropy + entropy
-                loss = loss / len(key)
+                loss = loss / len(batch_key)
+                for e, decisions in enumerate(elite_key):
+                    log_prob, _ = controller.log_prob(
+                        [(d, elite_options[e][t]) for t, d in enumerate(decisions)]
+                    )
+                    loss = loss - replay_weight * log_prob / len(elite_key)
             grads = tape.gradient(loss, variables)
             pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
             optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
-            return loss, total_entropy / len(key)
+            return loss, total_entropy / len(batch_key)
 
         return step
 
