@@ -1,3 +1,5 @@
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -11,10 +13,18 @@ from keras_nas import cli
 QUICK = ["--max-trials", "2", "--epochs", "1", "--channels", "4"]
 
 
-def test_search_command_writes_model_and_summary(tmp_path, capsys):
-    out = tmp_path / "results"
-    assert cli.main(["search", "--output", str(out), "--strategy", "random", *QUICK]) == 0
-    printed = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """One real search through the command, shared by the tests below: (folder, stdout)."""
+    out = tmp_path_factory.mktemp("cli") / "results"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert cli.main(["search", "--output", str(out), "--strategy", "random", *QUICK]) == 0
+    return out, printed.getvalue()
+
+
+def test_search_command_writes_model_and_summary(searched):
+    out, printed = searched
     assert "status" in printed and "COMPLETED" in printed and "remaining" in printed  # table
     assert "test accuracy:" in printed
     summary = json.loads((out / "summary.json").read_text())
@@ -56,15 +66,8 @@ def test_non_positive_budget_is_rejected_by_the_parser(capsys):
     assert "--max-trials" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def searched(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli") / "results"
-    assert cli.main(["search", "--output", str(out), "--strategy", "random", "--quiet",
-                     *QUICK]) == 0
-    return out
-
-
 def test_search_writes_tflite_latency_and_figures(searched):
+    searched, _ = searched
     summary = json.loads((searched / "summary.json").read_text())
     best = summary["best"]
     assert (searched / best["tflite"]).stat().st_size == best["tflite_bytes"] > 0
@@ -74,6 +77,7 @@ def test_search_writes_tflite_latency_and_figures(searched):
 
 
 def test_export_int8_reports_agreement(searched, tmp_path, capsys):
+    searched, _ = searched
     out = tmp_path / "m.tflite"
     code = cli.main(["export", str(searched / "best_model.keras"), "--quantize", "int8",
                      "--output", str(out)])
@@ -83,6 +87,7 @@ def test_export_int8_reports_agreement(searched, tmp_path, capsys):
 
 
 def test_report_command_writes_a_page(searched, capsys):
+    searched, _ = searched
     assert cli.main(["report", str(searched)]) == 0
     page = (searched / "report.md").read_text()
     assert "history.png" in page
@@ -95,6 +100,7 @@ def test_report_command_writes_a_page(searched, capsys):
     (["report", "{tmp}"], "holds no summary.json"),
 ])
 def test_export_and_report_reject_bad_files(argv, message, searched, tmp_path, capsys):
+    searched, _ = searched
     (tmp_path / "corrupt.keras").write_bytes(b"this is not a zip file")
     argv = [a.format(tmp=tmp_path, model=searched / "best_model.keras") for a in argv]
     code = cli.main(argv)
@@ -103,6 +109,7 @@ def test_export_and_report_reject_bad_files(argv, message, searched, tmp_path, c
 
 
 def test_latency_command_measures_and_rejects_non_tflite(searched, tmp_path, capsys):
+    searched, _ = searched
     assert cli.main(["latency", str(searched / "best_model.tflite"), "--runs", "5"]) == 0
     assert "ms median" in capsys.readouterr().out
     bad = tmp_path / "bad.tflite"

@@ -22,7 +22,7 @@ def digits():
 @pytest.mark.parametrize("strategy", ["random", "bayesian", "hyperband"])
 def test_search_per_strategy_returns_a_trained_model(strategy, digits, tmp_path):
     (x, y), val, test = digits
-    s = keras_nas.Search(space="cell", strategy=strategy, max_trials=2, epochs=2, seed=1,
+    s = keras_nas.Search(space="cell", strategy=strategy, max_trials=2, epochs=1, seed=1,
                          directory=tmp_path, project_name=strategy, space_kwargs=TINY,
                          verbose=0)
     s.fit(x, y, validation_data=val)
