@@ -161,8 +161,8 @@ class NASTuner(keras_tuner.Tuner):
         finally:
             if self.on_trial_end_callback is not None:
                 self.on_trial_end_callback(self, trial)
-            # Release the trial's graph and model before the next one.
-            keras.backend.clear_session()
+        # The trial's graph and model are released by KerasTuner's `_try_build`, which clears
+        # the session before every build (and `_finish` before retraining).
 
     # -- saved state --------------------------------------------------------------------
     def get_state(self):
