@@ -40,11 +40,12 @@ class NASTuner(keras_tuner.Tuner):
 
     def __init__(self, oracle, hypermodel, seed=None, max_time=None,
                  on_trial_end_callback=None, hardware=None, latency_predictor=None,
-                 reward=None, **kwargs):
+                 latency_device=None, reward=None, **kwargs):
         self.seed = seed
         self.max_time = max_time
         self.hardware = hardware
         self.latency_predictor = latency_predictor
+        self.latency_device = latency_device
         self.reward = reward
         self.on_trial_end_callback = on_trial_end_callback
         self.timings = {}
@@ -150,7 +151,7 @@ class NASTuner(keras_tuner.Tuner):
         if self.hardware == "predict":
             architecture = self.hypermodel.architecture_of(hp)
         found = hardware_metrics(model, latency=self.hardware, predictor=self.latency_predictor,
-                                 architecture=architecture)
+                                 architecture=architecture, device=self.latency_device)
         return {k: float(v) for k, v in found.items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
 
@@ -274,6 +275,8 @@ class Search:
             `"measure"` when `latency_ms` is given.
         latency_predictor: a fitted `keras_nas.hardware.predictor.LatencyPredictor` for
             `hardware="predict"`.
+        latency_device: a `keras_nas.hardware.RemoteDevice` (a phone or board running
+            `tools/litert_server.py`) to measure every trial on, instead of this machine.
 
     Example:
 
@@ -292,7 +295,7 @@ class Search:
                  max_consecutive_failed_trials=3, max_retries_per_trial=0, verbose=1,
                  space_kwargs=None, strategy_kwargs=None, on_trial_end=None,
                  latency_ms=None, latency_objective="mnasnet", hardware=None,
-                 latency_predictor=None):
+                 latency_predictor=None, latency_device=None):
         self.max_trials = _positive_int(max_trials, "max_trials")
         self.epochs = _positive_int(epochs, "epochs")
         self.batch_size = _positive_int(batch_size, "batch_size")
@@ -342,9 +345,10 @@ class Search:
             raise ValueError("`hardware='predict'` needs a fitted `latency_predictor`.")
         self.hardware = hardware
         self.latency_predictor = latency_predictor
+        self.latency_device = latency_device
         self.latency_ms = None if latency_ms is None else float(latency_ms)
         self.objective = keras_tuner.Objective(objective, "max") if (
-            objective == "val_accuracy") else objective
+            isinstance(objective, str) and objective == "val_accuracy") else objective
         if self.reward is not None:
             self.objective = self.reward.keras_tuner_objective()
         self.space = self._resolve_space(space, space_kwargs or {})
@@ -445,7 +449,8 @@ class Search:
         self.tuner = NASTuner(
             oracle, self.space, seed=self.seed, max_time=self.max_time,
             on_trial_end_callback=self._on_trial_end, hardware=self.hardware,
-            latency_predictor=self.latency_predictor, reward=self.reward,
+            latency_predictor=self.latency_predictor, latency_device=self.latency_device,
+            reward=self.reward,
             directory=self.directory,
             project_name=self.project_name, overwrite=self.overwrite,
         )

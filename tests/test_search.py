@@ -162,3 +162,31 @@ def test_one_shot_strategies_by_name_return_a_retrained_model(strategy, digits, 
     assert s.best_architecture == trial["architecture"]
     assert json.loads(open(s.summary_path).read())["best_architecture"] == trial["architecture"]
     assert s.best_model.evaluate(*test, verbose=0)[1] >= 0.0
+
+
+def test_objective_given_as_a_keras_tuner_objective(digits, tmp_path):
+    (x, y), val, _ = digits
+    s = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0, retrain=False,
+                         objective=keras_tuner.Objective("val_loss", "min"))
+    s.fit(x[:100], y[:100], validation_data=(val[0][:50], val[1][:50]))
+    assert s.summary["objective"] == {"name": "val_loss", "direction": "min"}
+    assert s.trials[0]["score"] == pytest.approx(s.trials[0]["metrics"]["val_loss"])
+
+
+def test_trials_measured_on_a_remote_device(digits, tmp_path):
+    from test_litert_server import _start, _stop
+
+    from keras_nas.hardware import RemoteDevice
+
+    (x, y), val, _ = digits
+    proc, url = _start("--token", "t0k3n")
+    try:
+        s = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
+                             directory=tmp_path, space_kwargs=TINY, verbose=0, retrain=False,
+                             latency_ms=1.0, latency_device=RemoteDevice(url, token="t0k3n"))
+        s.fit(x[:100], y[:100], validation_data=(val[0][:50], val[1][:50]))
+    finally:
+        _stop(proc)
+    assert s.trials[0]["status"] == "COMPLETED", s.trials[0]["error"]
+    assert s.trials[0]["metrics"]["latency_ms"] > 0
