@@ -190,3 +190,18 @@ def test_trials_measured_on_a_remote_device(digits, tmp_path):
         _stop(proc)
     assert s.trials[0]["status"] == "COMPLETED", s.trials[0]["error"]
     assert s.trials[0]["metrics"]["latency_ms"] > 0
+
+
+def test_reinforce_search_records_its_controller_for_the_figure(digits, tmp_path):
+    from keras_nas import plots
+
+    (x, y), val, _ = digits
+    s = keras_nas.Search(space="cell", strategy="reinforce", max_trials=3, epochs=1, seed=0,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0, retrain=False,
+                         strategy_kwargs={"batch_size": 1})
+    s.fit(x[:100], y[:100], validation_data=(val[0][:50], val[1][:50]))
+    saved = json.loads(open(s.summary_path).read())
+    history = saved["controller_history"]
+    assert history and {"step", "reward", "baseline", "entropy"} <= set(history[0])
+    paths = plots.save_figures(saved, tmp_path / "figures")
+    assert os.path.getsize(paths["controller"]) > 0
