@@ -151,11 +151,12 @@ def test_darts_picks_the_only_op_that_solves_the_task():
     search = DartsSearch(
         space, seed=0, learning_rate=0.05, arch_learning_rate=0.03, collapse_guard=None
     )
-    search.fit(x, y, validation_data=(xv, yv), epochs=4, batch_size=32)
+    # 8 epochs: at 4 the pick still depends on the seed (checked over seeds 0-3; at 8 all pick it).
+    search.fit(x, y, validation_data=(xv, yv), epochs=8, batch_size=32)
     assert search.best_architecture == "nor_conv_3x3"
     probs = search.supernet.probabilities()[0]
     assert int(np.argmax(probs)) == space.options.index("nor_conv_3x3")
-    assert search.history["beta"] == [0.0] * 4  # no auxiliary skip without the guard
+    assert search.history["beta"] == [0.0] * 8  # no auxiliary skip without the guard
     model = search.retrain(x, y, epochs=1, batch_size=32)
     assert model.optimizer is not None and model.output_shape == (None, 2)
 
