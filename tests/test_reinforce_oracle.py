@@ -156,7 +156,7 @@ def test_replay_of_the_best_trials_pulls_the_policy(tmp_path):
     # without entropy the controller does not move; with replay it moves toward the elite
     # (ties go to the earliest trial).
     kwargs = dict(max_trials=8, entropy_weight=0.0)
-    plain = new_oracle(tmp_path, "plain", **kwargs)
+    plain = new_oracle(tmp_path, "plain", replay_best=0, **kwargs)
     before = plain.controller.get_weights()
     run(plain, lambda v: 1.0, 8)
     for a, b in zip(before, plain.controller.get_weights()):
