@@ -79,7 +79,7 @@ def load_tool():
     return module
 
 
-@pytest.mark.parametrize("strategy", ["random", "evolution"])
+@pytest.mark.parametrize("strategy", ["random", "evolution", "reinforce"])
 def test_driver_runs_the_real_oracles(strategy):
     tool = load_tool()
     kwargs = {"units": 8} if strategy == "reinforce" else {}
@@ -105,3 +105,9 @@ def test_driver_main_writes_json(tmp_path, monkeypatch):
     assert result["seeds"] == 2 and result["queries"] == 12 and len(result["curve_mean"]) == 12
     assert result["options"] == {"population_size": 4, "sample_size": 2}
     assert [r["seed"] for r in result["per_seed"]] == [10007, 20014]
+    assert result["complete"] is True and result["seeds_requested"] == 2
+    # 'none' turns a float option off (passed on as None).
+    args = tool.parse_args(["--strategy", "reinforce", "--temperature", "none",
+                            "--tanh-constant", "2", "--replay-best", "0"])
+    assert tool.strategy_kwargs(args) == {"temperature": None, "tanh_constant": 2.0,
+                                          "replay_best": 0}

@@ -35,8 +35,8 @@ STRATEGY_OPTIONS = {
     "batch_size": int,
     "baseline_decay": float,
     "entropy_weight": float,
-    "temperature": float,
-    "tanh_constant": float,
+    "temperature": "float_or_none",
+    "tanh_constant": "float_or_none",
     "units": int,
     "advantage": str,
     "replay_best": int,
@@ -63,16 +63,28 @@ def parse_args(argv=None):
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="stop starting new seeds after this long (reports what finished)")
     for name, kind in STRATEGY_OPTIONS.items():
+        if kind == "float_or_none":
+            kind = _float_or_none
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
-                            help=f"strategy option `{name}`")
+                            help=f"strategy option `{name}`" + (" ('none': off)" if
+                                                                  kind is _float_or_none else ""))
     args = parser.parse_args(argv)
     if args.queries < 1 or args.seeds < 1:
         parser.error("--queries and --seeds must be positive")
     return args
 
 
+class _Off:
+    """The value of an option given as 'none' on the command line (passed on as None)."""
+
+
+def _float_or_none(text):
+    return _Off if text.lower() == "none" else float(text)
+
+
 def strategy_kwargs(args):
-    return {k: getattr(args, k) for k in STRATEGY_OPTIONS if getattr(args, k) is not None}
+    kwargs = {k: getattr(args, k) for k in STRATEGY_OPTIONS if getattr(args, k) is not None}
+    return {k: (None if v is _Off else v) for k, v in kwargs.items()}
 
 
 def make_space():
