@@ -10,12 +10,14 @@ def test_spos_picks_the_only_op_that_solves_the_task():
     xv, yv = diagonal_task(192, seed=1)
     space = OneOpSpace(input_shape=(8, 8, 1), num_classes=2, channels=4)
     search = SPOSSearch(space, population_size=4, generations=1, parents=2, seed=0)
-    search.fit(x, y, validation_data=(xv, yv), epochs=4, batch_size=32)
+    # 8 epochs: at 4 the supernet's 3x3 path is sometimes still near chance (seeds 0-3 checked:
+    # at 8 it scores 0.80-1.0 and every other op 0.45-0.53).
+    search.fit(x, y, validation_data=(xv, yv), epochs=8, batch_size=32)
     assert search.best_architecture == "nor_conv_3x3"
-    assert search.scores[(space.options.index("nor_conv_3x3"),)] > 0.75
+    assert search.scores[(space.options.index("nor_conv_3x3"),)] > 0.7
     # every other op stays near chance with the same shared weights
     others = [s for k, s in search.scores.items() if space.options[k[0]] != "nor_conv_3x3"]
-    assert others and max(others) < 0.7
+    assert others and max(others) < 0.62
     assert search.num_evaluated == len(search.scores) >= 4
     assert "none" not in {space.options[k[0]] for k in search.scores}  # excluded
 
