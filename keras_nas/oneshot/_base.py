@@ -184,6 +184,10 @@ class OneShotSearch:
         Returns:
             `self`, with `best_architecture`, `best_values`, `history` set.
         """
+        if self.seed is not None:
+            # The supernet's initial weights come from Keras' global seed: seed it, so a search
+            # with a seed gives the same result whatever ran before it in the process.
+            keras.utils.set_random_seed(int(self.seed))
         x, y, xv, yv = self._prepare(x, y, validation_data, batch_size, epochs)
         start = time.perf_counter()
         path = self._search(x, y, xv, yv, int(epochs), int(batch_size))
