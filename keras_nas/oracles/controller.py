@@ -315,6 +315,19 @@ def _softmax(logits):
     return e / e.sum()
 
 
+def keep_exact_seed(oracle, seed):
+    """Sets `oracle`'s seed to exactly `seed` after `keras_tuner.Oracle.__init__`.
+
+    KerasTuner replaces a falsy seed (0) with a random one; keras-nas oracles keep 0 as a seed.
+    """
+    if seed is None:
+        return
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"`seed` must be an integer or None, got {seed!r}.")
+    oracle.seed = int(seed)
+    oracle._seed_state = oracle.seed
+
+
 def trial_reward(oracle, trial, reward_fn=None):
     """The reward of a completed trial: larger is better.
 

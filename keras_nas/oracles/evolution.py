@@ -4,6 +4,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.src.engine import trial as trial_module
 
+from keras_nas.oracles.controller import keep_exact_seed
 from keras_nas.oracles.controller import option_index
 from keras_nas.oracles.controller import rng_from_json
 from keras_nas.oracles.controller import rng_state_to_json
@@ -76,11 +77,7 @@ class EvolutionOracle(keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        if seed is not None:
-            if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-                raise TypeError(f"`seed` must be an integer or None, got {seed!r}.")
-            self.seed = int(seed)
-            self._seed_state = self.seed
+        keep_exact_seed(self, seed)
         if not isinstance(population_size, int) or population_size < 1:
             raise ValueError(
                 f"`population_size` must be a positive integer, got {population_size!r}."
