@@ -12,6 +12,7 @@ import numpy as np
 from keras_tuner.src.engine import tuner_utils
 
 from keras_nas import data as data_lib
+from keras_nas import trial_memory
 from keras_nas import summary as summary_lib
 from keras_nas.oracles.registry import make_oracle
 from keras_nas.progress import ProgressPrinter
@@ -52,6 +53,11 @@ class NASTuner(keras_tuner.Tuner):
         self._deadline = None
         super().__init__(oracle, hypermodel, **kwargs)
 
+    def search(self, *args, **kwargs):
+        # KerasTuner collects garbage twice per trial; make that walk only the search's objects.
+        with trial_memory.collect_only_new_objects():
+            return super().search(*args, **kwargs)
+
     # -- the space ----------------------------------------------------------------------
     def _populate_initial_space(self):
         hp = self.oracle.get_space()
@@ -87,8 +93,14 @@ class NASTuner(keras_tuner.Tuner):
         super().on_trial_begin(trial)
         self.timings[trial.trial_id] = {"started": time.time()}
 
-    def run_trial(self, trial, x, y=None, validation_data=None, epochs=1, batch_size=32,
-                  callbacks=None, verbose=0, **fit_kwargs):
+    def run_trial(self, trial, *args, **kwargs):
+        # The trial's traced graphs die with its model; let TensorFlow's gradient registry
+        # forget them too, or each trial keeps its whole graph and weights (trial_memory.py).
+        with trial_memory.forget_new_custom_gradients():
+            return self._train_trial(trial, *args, **kwargs)
+
+    def _train_trial(self, trial, x, y=None, validation_data=None, epochs=1, batch_size=32,
+                     callbacks=None, verbose=0, **fit_kwargs):
         hp = trial.hyperparameters
         initial_epoch = 0
         if "tuner/epochs" in hp.values:  # Hyperband's budget for this trial

@@ -5,7 +5,8 @@
     The search's whole wall time is counted, so time between trials counts too.
 (b) Layer overhead: training throughput (examples/s) of a network built by
     `NASBench201Space.build_architecture` against the same network written by hand with plain
-    Keras layers, measured side by side in one run (alternating rounds, median of rounds).
+    Keras layers, measured side by side in one run: each round times both, back to back in
+    alternating order; the result is the median of the per-round ratios.
 
     python tools/bench_overhead.py --trials 10 --json overhead.json
 """
@@ -55,6 +56,8 @@ def trial_overhead(trials, channels, cells, seed):
         "share_outside_fit_after_first_3_median": statistics.median(per_trial[3:] or per_trial),
         "build_s_median": statistics.median(r["build_s"] for r in records),
         "fit_s_median": statistics.median(fit),
+        # Everything else a trial costs: oracle, saving state, summary.json, between trials.
+        "other_s_per_trial": (wall - sum(fit) - sum(r["build_s"] for r in records)) / len(records),
     }
 
 
@@ -112,17 +115,40 @@ def layer_overhead(channels, cells, rounds, batch_size, seed):
     if ours.count_params() != plain.count_params():
         raise AssertionError(
             f"The two networks differ: {ours.count_params()} vs {plain.count_params()} params.")
+    build_s = {"keras_nas": [], "plain_keras": []}
+    for _ in range(4):  # how long Keras takes to build each (alternating; session cleared)
+        for name in build_s:
+            keras.backend.clear_session()
+            started = time.perf_counter()
+            if name == "keras_nas":
+                space.build_architecture(ARCH)
+            else:
+                space.compile_model(hand_written_network(x.shape[1:], 10, channels, cells))
+            build_s[name].append(time.perf_counter() - started)
+    keras.utils.set_random_seed(seed)
+    ours = space.build_architecture(ARCH)
+    plain = space.compile_model(hand_written_network(x.shape[1:], 10, channels, cells))
     for model in (ours, plain):  # trace and warm up
         _throughput(model, x[:256], y[:256], batch_size)
+    # The machine's speed drifts over seconds (docs/benchmarks/hardware.md), so each round
+    # times both models back to back, in alternating order, and the ratio is taken per round.
     results = {"keras_nas": [], "plain_keras": []}
-    for _ in range(rounds):
-        results["keras_nas"].append(_throughput(ours, x, y, batch_size))
-        results["plain_keras"].append(_throughput(plain, x, y, batch_size))
+    ratios = []
+    for r in range(rounds):
+        order = ("keras_nas", "plain_keras") if r % 2 == 0 else ("plain_keras", "keras_nas")
+        speed = {name: _throughput(ours if name == "keras_nas" else plain, x, y, batch_size)
+                 for name in order}
+        for name in order:
+            results[name].append(speed[name])
+        ratios.append(speed["keras_nas"] / speed["plain_keras"])
     a, b = (statistics.median(results[k]) for k in ("keras_nas", "plain_keras"))
     return {
         "architecture": ARCH, "params": int(ours.count_params()), "rounds": rounds,
         "examples_per_s_keras_nas": a, "examples_per_s_plain_keras": b,
-        "keras_nas_relative_to_plain": a / b,
+        "ratio_per_round": ratios,
+        "build_s_median_keras_nas": statistics.median(build_s["keras_nas"]),
+        "build_s_median_plain_keras": statistics.median(build_s["plain_keras"]),
+        "keras_nas_relative_to_plain": statistics.median(ratios),
     }
 
 
@@ -131,7 +157,8 @@ def main(argv=None):
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--cells", type=int, default=2, help="cells per stage (N)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--part", choices=("all", "trials", "layers"), default="all")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
@@ -140,9 +167,11 @@ def main(argv=None):
         "command": "python tools/bench_overhead.py " + " ".join(argv or sys.argv[1:]),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
         "settings": vars(args),
-        "trial_overhead": trial_overhead(args.trials, args.channels, args.cells, args.seed),
-        "layer_overhead": layer_overhead(args.channels, args.cells, args.rounds,
-                                         args.batch_size, args.seed),
+        "trial_overhead": (trial_overhead(args.trials, args.channels, args.cells, args.seed)
+                           if args.part in ("all", "trials") else None),
+        "layer_overhead": (layer_overhead(args.channels, args.cells, args.rounds,
+                                          args.batch_size, args.seed)
+                           if args.part in ("all", "layers") else None),
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -351,8 +351,22 @@ def build_201_reduction(space, width, stride=2):
 
 # -- building and utilities ------------------------------------------------------------------
 
-SUPERNETS = {"NASBench201Space": NASBench201Supernet}
-"""Space class name -> supernet class, for spaces that do not define `build_supernet`."""
+SUPERNETS = {
+    "NASBench201Space": NASBench201Supernet,
+    "DartsSpace": "keras_nas.oneshot.darts_supernet:DartsSupernet",
+    "MobileNetSpace": "keras_nas.oneshot.mobilenet_supernet:MobileNetSupernet",
+}
+"""Space class name -> supernet class (or `"module:Class"`, imported when first used), for
+spaces that do not define `build_supernet`."""
+
+
+def _supernet_class(entry):
+    if isinstance(entry, str):
+        import importlib
+
+        module, _, name = entry.partition(":")
+        return getattr(importlib.import_module(module), name)
+    return entry
 
 
 def build_supernet(space, mode="softmax", temperature=1.0, seed=None):
@@ -380,7 +394,8 @@ def build_supernet(space, mode="softmax", temperature=1.0, seed=None):
         return space.build_supernet(mode=mode, temperature=temperature, seed=seed)
     for cls in type(space).__mro__:
         if cls.__name__ in SUPERNETS:
-            return SUPERNETS[cls.__name__](space, mode=mode, temperature=temperature, seed=seed)
+            supernet_class = _supernet_class(SUPERNETS[cls.__name__])
+            return supernet_class(space, mode=mode, temperature=temperature, seed=seed)
     raise TypeError(
         f"No supernet is known for `space` of type {type(space).__name__}: give the space a "
         f"`build_supernet()` method or register a Supernet class in SUPERNETS "
