@@ -151,6 +151,11 @@ def main(argv=None):
     print(text)
 
 
+def _cell(arch):
+    """An architecture string inside a Markdown table cell (its `|` escaped)."""
+    return arch.replace("|", "\\|")
+
+
 def report(r, archs, sa_seconds):
     a = r["args"]
     s = r["spos"]
@@ -203,7 +208,7 @@ def report(r, archs, sa_seconds):
         "|---|---|---|",
     ]
     for sa, inh in zip(r["standalone"], s["inherited"]):
-        lines.append(f"| `{sa['arch']}` | {sa['val_accuracy']:.3f} | {inh:.3f} |")
+        lines.append(f"| `{_cell(sa['arch'])}` | {sa['val_accuracy']:.3f} | {inh:.3f} |")
     lines += [
         "",
         "## DARTS and the skip-connection guard",
@@ -213,7 +218,7 @@ def report(r, archs, sa_seconds):
     ]
     for label, d in r["darts"].items():
         lines.append(
-            f"| {label} | `{d['best_architecture']}` | {d['standalone_accuracy']:.3f} | "
+            f"| {label} | `{_cell(d['best_architecture'])}` | {d['standalone_accuracy']:.3f} | "
             f"{d['skip_weight']:.3f} | {d['skip_edges']} | {d['seconds_per_epoch']:.1f} |"
         )
     lines += [
