@@ -13,11 +13,16 @@ model = search.retrain(x, y, epochs=20)      # the found cell, trained from scra
 - `DartsSearch`: differentiable search (first/second order, GDAS relaxation, DARTS- guard).
 - `SPOSSearch`: uniform single-path supernet training + evolutionary search.
 - `ENASSearch`: LSTM controller trained with REINFORCE on validation accuracy.
-- `build_supernet(space)`, `Supernet`, `NASBench201Supernet`, `recalibrate_batch_norm`.
+- `build_supernet(space)`: the supernet of a space — `NASBench201Supernet`, `DartsSupernet`
+  (per-edge DARTS weights, genotype derived from the top-2 edges per node) and
+  `MobileNetSupernet` (width, depth, kernel and expansion as paths); `Supernet` to write
+  your own; `recalibrate_batch_norm`.
 """
 
 from keras_nas.oneshot.darts import DartsSearch  # noqa: F401
+from keras_nas.oneshot.darts_supernet import DartsSupernet  # noqa: F401
 from keras_nas.oneshot.enas import ENASSearch  # noqa: F401
+from keras_nas.oneshot.mobilenet_supernet import MobileNetSupernet  # noqa: F401
 from keras_nas.oneshot.spos import SPOSSearch  # noqa: F401
 from keras_nas.oneshot.supernet import (  # noqa: F401
     SUPERNETS,
@@ -27,6 +32,7 @@ from keras_nas.oneshot.supernet import (  # noqa: F401
     build_supernet,
     recalibrate_batch_norm,
 )
+
 
 ONESHOT_STRATEGIES = {"darts": DartsSearch, "spos": SPOSSearch, "enas": ENASSearch}
 """Strategy name -> one-shot search class (for `keras_nas.search(strategy=...)`)."""
