@@ -231,3 +231,22 @@ def test_bad_input():
         "width_multiplier": 1.0, "stage_0_depth": 1,
         "stage_0_block_0_kernel": 5, "stage_0_block_0_expansion": 3,
     }
+
+
+def test_paths_of_one_architecture_are_scored_once():
+    space = _space()
+    net = build_supernet(space)
+    # Stage 1 at depth 1: the kernel of its block 1 does not change the network.
+    a = _path(net, stage_1_depth=1, stage_1_block_1_kernel=3)
+    b = _path(net, stage_1_depth=1, stage_1_block_1_kernel=5)
+    assert a != b and space.encode(net.values_of(a)) == space.encode(net.values_of(b))
+    assert net.canonical_path(a) == net.canonical_path(b)
+    deeper = _path(net, stage_1_depth=2, stage_1_block_1_kernel=5)
+    assert net.canonical_path(deeper) == deeper  # an active decision is kept
+    search = SPOSSearch(space, seed=0)
+    search.supernet = net
+    calls = []
+    search.subnet_accuracy = lambda path, *args, **kwargs: calls.append(path) or 0.5
+    search._xv = search._yv = search._calibration = None
+    assert search.score(a) == search.score(b) == 0.5
+    assert len(calls) == 1 and search.num_evaluated == 1

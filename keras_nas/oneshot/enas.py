@@ -198,7 +198,7 @@ class ENASSearch(SPOSSearch):
         ] or None
         candidates = []
         for _ in range(self.final_samples):
-            p = self.sample_path()
+            p = self.supernet.canonical_path(self.sample_path())
             if tuple(p) not in {tuple(c) for c in candidates}:
                 candidates.append(p)
         best = max(candidates, key=self.score)

@@ -155,7 +155,7 @@ class SPOSSearch(OneShotSearch):
     # -- evolution ----------------------------------------------------------------------------
     def score(self, path):
         """Validation accuracy of `path` with inherited weights and recalibrated batch norm."""
-        key = tuple(int(i) for i in path)
+        key = tuple(int(i) for i in self.supernet.canonical_path(path))
         if key not in self.scores:
             self.scores[key] = self.subnet_accuracy(
                 key, self._xv, self._yv, calibration=self._calibration
@@ -168,10 +168,11 @@ class SPOSSearch(OneShotSearch):
         for k, n in enumerate(self.supernet.num_options):
             if self.rng.random() < self.mutation_prob:
                 child[k] = int(self.rng.integers(n))
-        return child
+        return self.supernet.canonical_path(child)
 
     def _crossover(self, a, b):
-        return [int(a[k] if self.rng.random() < 0.5 else b[k]) for k in range(len(a))]
+        child = [int(a[k] if self.rng.random() < 0.5 else b[k]) for k in range(len(a))]
+        return self.supernet.canonical_path(child)
 
     def evolve(self):
         """Runs the evolutionary search; returns the best path found."""
@@ -179,7 +180,7 @@ class SPOSSearch(OneShotSearch):
         tries = 0
         while len(population) < self.population_size and tries < 50 * self.population_size:
             tries += 1
-            p = self.sample_path()
+            p = self.supernet.canonical_path(self.sample_path())
             if tuple(p) not in {tuple(q) for q in population}:
                 population.append(p)
         ranked = sorted(population, key=lambda p: -self.score(p))

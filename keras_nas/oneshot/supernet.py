@@ -118,6 +118,14 @@ class Supernet(keras.Model):
             path.append(options.index(values[name]))
         return path
 
+    def canonical_path(self, path):
+        """The same architecture's path with decisions that do not change it set to option 0.
+
+        Two paths of one architecture (e.g. differing only in the kernel of a block past the
+        stage's depth) have one canonical path, so a search scores the architecture once.
+        """
+        return self.path_of(self.values_of(path))
+
     def probabilities(self):
         """`softmax(alpha)` of each decision, as numpy arrays."""
         return [
