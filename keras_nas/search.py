@@ -110,7 +110,9 @@ class NASTuner(keras_tuner.Tuner):
             keras.utils.set_random_seed(self.seed + _trial_number(trial))
 
         started = time.perf_counter()
-        model = self._try_build(hp)
+        keras.backend.clear_session()  # frees the previous trial's model and graphs
+        released = time.perf_counter()
+        model = self._try_build(hp)  # clears again (cheap now), builds, compiles
         if "tuner/trial_id" in hp.values:  # Hyperband: continue from the earlier round
             past = self._get_checkpoint_fname(hp.values["tuner/trial_id"])
             if os.path.exists(past):
@@ -144,7 +146,7 @@ class NASTuner(keras_tuner.Tuner):
         if self.reward is not None:
             metrics[self.reward.name] = self.reward(metrics)
         self.timings[trial.trial_id].update(
-            build_s=built - started, fit_s=fitted - built,
+            release_s=released - started, build_s=built - released, fit_s=fitted - built,
             hardware_s=time.perf_counter() - fitted, epochs=int(epochs - initial_epoch),
         )
         return metrics

@@ -46,5 +46,8 @@ def test_a_search_keeps_no_trial_graph_alive(tmp_path):
     search = toy_search(tmp_path, space=ToySpace(), max_trials=3)
     search.fit(x, y)
     assert len(search.trials) == 3
+    for record in search.trials:  # each trial's time, split by phase
+        assert all(record[k] >= 0 for k in ("release_s", "build_s", "fit_s"))
+        assert record["release_s"] + record["build_s"] + record["fit_s"] <= record["duration_s"]
     assert trial_memory.custom_gradient_count() == entries
     assert _live_training_graphs() == graphs
