@@ -176,8 +176,8 @@ class NASTuner(keras_tuner.Tuner):
         finally:
             if self.on_trial_end_callback is not None:
                 self.on_trial_end_callback(self, trial)
-        # The trial's graph and model are released by KerasTuner's `_try_build`, which clears
-        # the session before every build (and `_finish` before retraining).
+        # The trial's graph and model are freed when the next trial starts (`_train_trial`
+        # clears the session first) or before retraining (`_finish`).
 
     # -- saved state --------------------------------------------------------------------
     def get_state(self):

@@ -33,6 +33,5 @@ from keras_nas.oneshot.supernet import (  # noqa: F401
     recalibrate_batch_norm,
 )
 
-
 ONESHOT_STRATEGIES = {"darts": DartsSearch, "spos": SPOSSearch, "enas": ENASSearch}
 """Strategy name -> one-shot search class (for `keras_nas.search(strategy=...)`)."""

@@ -322,8 +322,6 @@ class DartsSearch(OneShotSearch):
         """
         net = self.supernet
         if getattr(net, "arch_decisions", None) is not None:
-            if self.max_skip is None:
-                return net.derive(exclude=("none",))
             return net.derive(
                 exclude=("none",), max_skip=self.max_skip, skip_option=self.skip_option
             )

@@ -33,7 +33,7 @@ import numpy as np
 from keras import ops
 
 from keras_nas.layers.mixed_op import MixedOp
-from keras_nas.oneshot.supernet import Supernet, _copy
+from keras_nas.oneshot.supernet import SUPERNETS, Supernet, _copy, stem_weights
 
 CELL_TYPES = ("normal", "reduce")
 
@@ -391,12 +391,7 @@ class DartsSupernet(Supernet):
         values = self.values_of(path)
         model = self.space.build_values(values)
         by_name = {layer.name: layer for layer in model.layers}
-        stem_weights = []
-        for layer in model.layers[1:]:
-            if layer.name.startswith("cell_"):
-                break
-            stem_weights.extend(layer.weights)
-        _copy(self.stem.weights, stem_weights, "stem")
+        _copy(self.stem.weights, stem_weights(model, ("cell_",)), "stem")
         for n, cell in enumerate(self.cells):
             kind = "reduce" if cell.reduction else "normal"
             target = by_name[f"cell_{n}_{kind}"]
@@ -427,3 +422,6 @@ def _build_stem(space):
     x = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)
     x = batch_norm()(x)
     return keras.Model(inputs, x, name="stem"), size
+
+
+SUPERNETS["DartsSpace"] = DartsSupernet

@@ -34,7 +34,7 @@ from keras import ops
 
 from keras_nas.layers import MBConv
 from keras_nas.layers._utils import batch_norm
-from keras_nas.oneshot.supernet import Supernet, _categorical_decisions, _copy
+from keras_nas.oneshot.supernet import SUPERNETS, Supernet, _categorical_decisions, _copy
 
 
 class _WidthNetwork(keras.layers.Layer):
@@ -392,3 +392,6 @@ class MobileNetSupernet(Supernet):
             _copy(head, weights("head_conv", "head_bn"), "head")
         _copy(net.classifier.weights, weights("classifier"), "classifier")
         return model
+
+
+SUPERNETS["MobileNetSpace"] = MobileNetSupernet

@@ -266,13 +266,7 @@ class NASBench201Supernet(Supernet):
         values = self.values_of(path)
         model = self.space.build_values(values)
         by_name = {layer.name: layer for layer in model.layers}
-        stem_layers = []
-        for layer in model.layers[1:]:
-            if layer.name.startswith(("reduction_", "stage_")):
-                break
-            stem_layers.append(layer)
-        stem_weights = [w for layer in stem_layers for w in layer.weights]
-        _copy(self.stem.weights, stem_weights, "stem")
+        _copy(self.stem.weights, stem_weights(model, ("reduction_", "stage_")), "stem")
         for r, block in enumerate(self.reductions, start=1):
             _copy(block.weights, by_name[f"reduction_{r}"].weights, f"reduction_{r}")
         for stage, cells in enumerate(self.stages):
@@ -326,6 +320,17 @@ def build_201_stem(space):
     return keras.Model(inputs, x, name="stem"), size
 
 
+def stem_weights(model, body_prefixes):
+    """The weights of a stand-alone model's layers after its input and before the first layer
+    whose name starts with one of `body_prefixes` (its stem), in order."""
+    weights = []
+    for layer in model.layers[1:]:
+        if layer.name.startswith(tuple(body_prefixes)):
+            break
+        weights.extend(layer.weights)
+    return weights
+
+
 def _copy(source, target, where):
     if len(source) != len(target):
         raise ValueError(
@@ -359,22 +364,10 @@ def build_201_reduction(space, width, stride=2):
 
 # -- building and utilities ------------------------------------------------------------------
 
-SUPERNETS = {
-    "NASBench201Space": NASBench201Supernet,
-    "DartsSpace": "keras_nas.oneshot.darts_supernet:DartsSupernet",
-    "MobileNetSpace": "keras_nas.oneshot.mobilenet_supernet:MobileNetSupernet",
-}
-"""Space class name -> supernet class (or `"module:Class"`, imported when first used), for
-spaces that do not define `build_supernet`."""
-
-
-def _supernet_class(entry):
-    if isinstance(entry, str):
-        import importlib
-
-        module, _, name = entry.partition(":")
-        return getattr(importlib.import_module(module), name)
-    return entry
+SUPERNETS = {"NASBench201Space": NASBench201Supernet}
+"""Space class name -> supernet class, for spaces that do not define `build_supernet`
+(`DartsSupernet` and `MobileNetSupernet` add themselves when their modules are imported,
+which `import keras_nas.oneshot` does)."""
 
 
 def build_supernet(space, mode="softmax", temperature=1.0, seed=None):
@@ -402,8 +395,7 @@ def build_supernet(space, mode="softmax", temperature=1.0, seed=None):
         return space.build_supernet(mode=mode, temperature=temperature, seed=seed)
     for cls in type(space).__mro__:
         if cls.__name__ in SUPERNETS:
-            supernet_class = _supernet_class(SUPERNETS[cls.__name__])
-            return supernet_class(space, mode=mode, temperature=temperature, seed=seed)
+            return SUPERNETS[cls.__name__](space, mode=mode, temperature=temperature, seed=seed)
     raise TypeError(
         f"No supernet is known for `space` of type {type(space).__name__}: give the space a "
         f"`build_supernet()` method or register a Supernet class in SUPERNETS "
