@@ -95,7 +95,7 @@ class NASTuner(keras_tuner.Tuner):
 
     def run_trial(self, trial, *args, **kwargs):
         # The trial's traced graphs die with its model; let TensorFlow's gradient registry
-        # forget them too, or each trial keeps its whole graph and weights (trial_memory.py).
+        # forget them too, or each trial keeps its whole traced graph (trial_memory.py).
         with trial_memory.forget_new_custom_gradients():
             return self._train_trial(trial, *args, **kwargs)
 
