@@ -9,10 +9,11 @@ import warnings
 import keras
 import keras_tuner
 import numpy as np
-from keras_tuner.src.engine import tuner_utils
 
 from keras_nas import data as data_lib
 from keras_nas import trial_memory
+from keras_nas.trial_checkpoint import BestEpochWeights, restore_checkpoint, write_checkpoint
+from keras_nas.training_state import BuildTrainingState
 from keras_nas import summary as summary_lib
 from keras_nas.oracles.registry import make_oracle
 from keras_nas.progress import ProgressPrinter
@@ -110,22 +111,21 @@ class NASTuner(keras_tuner.Tuner):
             keras.utils.set_random_seed(self.seed + _trial_number(trial))
 
         started = time.perf_counter()
-        keras.backend.clear_session()  # frees the previous trial's model and graphs
+        trial_memory.release_previous_trial()  # its model and traced graphs
         released = time.perf_counter()
-        model = self._try_build(hp)  # clears again (cheap now), builds, compiles
+        model = self._try_build(hp)
         if "tuner/trial_id" in hp.values:  # Hyperband: continue from the earlier round
             past = self._get_checkpoint_fname(hp.values["tuner/trial_id"])
             if os.path.exists(past):
-                model.load_weights(past)
+                restore_checkpoint(model, past, optimizer=True)
         built = time.perf_counter()
 
         callbacks = self._deepcopy_callbacks(callbacks or [])
         self._configure_tensorboard_dir(callbacks, trial)
-        callbacks.append(tuner_utils.SaveBestEpoch(
-            objective=self._epoch_objective(),
-            filepath=self._get_checkpoint_fname(trial.trial_id),
-        ))
-        callbacks.append(keras.callbacks.TerminateOnNaN())
+        best_epoch = BestEpochWeights(self._epoch_objective())
+        # The optimizer's and metrics' variables are made before the training step is traced,
+        # so it is traced once (training_state.py).
+        callbacks += [BuildTrainingState(x, y), best_epoch, keras.callbacks.TerminateOnNaN()]
         with _quiet_dead_edges():
             history = model.fit(
                 x, y, validation_data=validation_data, epochs=epochs,
@@ -139,6 +139,8 @@ class NASTuner(keras_tuner.Tuner):
             raise keras_tuner.errors.FailedTrialError(
                 f"The training loss became NaN or infinite (epoch {len(losses)})."
             )
+        write_checkpoint(best_epoch, self._get_checkpoint_fname(trial.trial_id))
+        saved = time.perf_counter()
         metrics = _best_epoch_metrics(history.history, self._epoch_objective())
         metrics["params"] = int(model.count_params())
         if self.hardware is not None:
@@ -147,9 +149,35 @@ class NASTuner(keras_tuner.Tuner):
             metrics[self.reward.name] = self.reward(metrics)
         self.timings[trial.trial_id].update(
             release_s=released - started, build_s=built - released, fit_s=fitted - built,
-            hardware_s=time.perf_counter() - fitted, epochs=int(epochs - initial_epoch),
+            checkpoint_s=saved - fitted, hardware_s=time.perf_counter() - saved,
+            epochs=int(epochs - initial_epoch),
         )
         return metrics
+
+    def _try_build(self, hp):
+        # KerasTuner's own clears the session and collects garbage twice more first; a trial
+        # has just done that (`release_previous_trial`), so only build and check here.
+        model = self._build_hypermodel(hp)
+        if not isinstance(model, keras.Model):
+            raise keras_tuner.errors.FatalTypeError(
+                "The search space's build(hp) must return a keras.Model; "
+                f"got {type(model).__name__}.")
+        if self.max_model_size:
+            size = sum(math.prod(w.shape) for w in model.trainable_weights)
+            if size > self.max_model_size:
+                raise keras_tuner.errors.FailedTrialError(
+                    f"Oversized model: {size} trainable parameters, more than "
+                    f"max_model_size={self.max_model_size}.")
+        return model
+
+    def _get_checkpoint_fname(self, trial_id):
+        return os.path.join(self.get_trial_dir(trial_id), "checkpoint.weights.npz")
+
+    def load_model(self, trial):
+        """The trial's model with the weights of its best epoch."""
+        keras.backend.clear_session()
+        model = self._try_build(trial.hyperparameters)
+        return restore_checkpoint(model, self._get_checkpoint_fname(trial.trial_id))
 
     def _epoch_objective(self):
         """What picks a trial's best epoch: the reward's accuracy metric when there is one
@@ -549,12 +577,14 @@ class Search:
             model = self.tuner.hypermodel.build(best.hyperparameters)
             epochs = best.hyperparameters.values.get("tuner/epochs", self.retrain_epochs)
             joined = self.data.train_and_validation()
+            verbose = 1 if self.verbose >= 2 else 0
             with _quiet_dead_edges():
                 if self.data.is_dataset:
-                    model.fit(joined, epochs=epochs, verbose=1 if self.verbose >= 2 else 0)
+                    model.fit(joined, epochs=epochs, verbose=verbose,
+                              callbacks=[BuildTrainingState(joined)])
                 else:
                     model.fit(*joined, epochs=epochs, batch_size=self.batch_size,
-                              verbose=1 if self.verbose >= 2 else 0)
+                              verbose=verbose, callbacks=[BuildTrainingState(*joined)])
         else:
             model = self.tuner.load_model(best)
         self.best_model = model

@@ -21,12 +21,13 @@ trained its entries can go. `forget_new_custom_gradients()` does that around a b
     with forget_new_custom_gradients():
         model.fit(x, y)         # entries registered in here are removed on exit
 
-2. Collecting garbage between trials cheaply. KerasTuner clears the session and runs a full
-   `gc.collect()` twice before every build, and a full collection walks every object Python
-   tracks: after importing TensorFlow about 400,000, which takes 0.2-0.25 s each time on
-   this project's 2-core machine. `collect_only_new_objects()` moves the objects that exist
-   when the search starts into Python's permanent generation (`gc.freeze()`) for the
-   search's duration, so a collection walks only what the search made since.
+2. Collecting garbage between trials cheaply. A full `gc.collect()` walks every object Python
+   tracks: after importing TensorFlow about 400,000, which takes 0.2-0.25 s each time on this
+   project's 2-core machine, and KerasTuner collects twice before every build.
+   `collect_only_new_objects()` moves the objects that exist when the search starts into
+   Python's permanent generation (`gc.freeze()`) for the search's duration, and
+   `release_previous_trial()`, the one collection a keras-nas trial makes, moves what
+   survives it there too, so each collection walks only the objects of the trial before.
 """
 
 import contextlib
@@ -73,6 +74,9 @@ def forget_new_custom_gradients():
                 registry.pop(name, None)
 
 
+_frozen_here = False  # whether `collect_only_new_objects` froze the objects now frozen
+
+
 @contextlib.contextmanager
 def collect_only_new_objects():
     """Inside the block, garbage collection skips the objects that existed before it.
@@ -85,12 +89,34 @@ def collect_only_new_objects():
         >>> with collect_only_new_objects():
         ...     tuner.search(x, y)              # doctest: +SKIP
     """
+    global _frozen_here
     if gc.get_freeze_count():  # someone froze objects already: leave their choice alone
         yield
         return
     gc.collect()
     gc.freeze()
+    _frozen_here = True
     try:
         yield
     finally:
+        _frozen_here = False
         gc.unfreeze()
+
+
+def release_previous_trial():
+    """Frees what the previous trial left (its model and traced graphs): clears Keras'
+    session and collects garbage. Inside `collect_only_new_objects`, what survives (the
+    search's own state, modules imported during the first trial) is then moved out of later
+    collections too, so the next trial's collections walk only that trial's objects.
+
+    Example:
+        >>> with collect_only_new_objects():
+        ...     for architecture in candidates:        # doctest: +SKIP
+        ...         release_previous_trial()
+        ...         train(architecture)
+    """
+    import keras
+
+    keras.backend.clear_session()  # collects garbage
+    if _frozen_here:
+        gc.freeze()

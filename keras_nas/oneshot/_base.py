@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nas.oneshot.supernet import build_supernet
+from keras_nas.training_state import BuildTrainingState
 
 
 def _check_xy(x, y, name):
@@ -225,6 +226,7 @@ class OneShotSearch:
             batch_size=int(batch_size),
             validation_data=validation_data,
             verbose=verbose,
+            callbacks=[BuildTrainingState(x, y)],  # the step is traced once
         )
         return model
 
