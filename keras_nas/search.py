@@ -11,13 +11,13 @@ import keras_tuner
 import numpy as np
 
 from keras_nas import data as data_lib
-from keras_nas import trial_memory
-from keras_nas.trial_checkpoint import BestEpochWeights, restore_checkpoint, write_checkpoint
-from keras_nas.training_state import BuildTrainingState
 from keras_nas import summary as summary_lib
+from keras_nas import trial_memory
 from keras_nas.oracles.registry import make_oracle
 from keras_nas.progress import ProgressPrinter
 from keras_nas.spaces import Space, get_space
+from keras_nas.training_state import BuildTrainingState
+from keras_nas.trial_checkpoint import BestEpochWeights, restore_checkpoint, write_checkpoint
 
 
 class NASTuner(keras_tuner.Tuner):
