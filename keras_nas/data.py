@@ -245,10 +245,10 @@ def prepare(x=None, y=None, *, validation_data=None, validation_split=0.2, datas
     if dataset is not None:
         (x, y), test = load_named(dataset, data_dir=data_dir)
 
-    if _is_tf_dataset(x):
+    if is_tf_dataset(x):
         if y is not None:
             raise ValueError("`y` must be None when `x` is a tf.data.Dataset of (x, y) pairs.")
-        if not _is_tf_dataset(validation_data):
+        if not is_tf_dataset(validation_data):
             raise ValueError(
                 "`validation_data` must be a tf.data.Dataset of (x, y) pairs when `x` is one."
             )
@@ -302,7 +302,8 @@ def prepare(x=None, y=None, *, validation_data=None, validation_split=0.2, datas
     return SearchData(train, val, tuple(x.shape[1:]), int(num_classes), test)
 
 
-def _is_tf_dataset(obj):
+def is_tf_dataset(obj):
+    """Whether `obj` is a `tf.data.Dataset` (False when TensorFlow is not installed)."""
     try:
         import tensorflow as tf
     except ImportError:  # pragma: no cover

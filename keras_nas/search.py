@@ -55,7 +55,8 @@ class NASTuner(keras_tuner.Tuner):
         super().__init__(oracle, hypermodel, **kwargs)
 
     def search(self, *args, **kwargs):
-        # KerasTuner collects garbage twice per trial; make that walk only the search's objects.
+        # Each trial collects garbage once (`release_previous_trial`); make that walk only the
+        # objects the previous trial made, not the ~400,000 TensorFlow's import left.
         with trial_memory.collect_only_new_objects():
             return super().search(*args, **kwargs)
 
@@ -204,8 +205,8 @@ class NASTuner(keras_tuner.Tuner):
         finally:
             if self.on_trial_end_callback is not None:
                 self.on_trial_end_callback(self, trial)
-        # The trial's graph and model are freed when the next trial starts (`_train_trial`
-        # clears the session first) or before retraining (`_finish`).
+        # The trial's graph and model are freed when the next trial starts
+        # (`release_previous_trial`) or before retraining (`_finish`).
 
     # -- saved state --------------------------------------------------------------------
     def get_state(self):
@@ -577,14 +578,12 @@ class Search:
             model = self.tuner.hypermodel.build(best.hyperparameters)
             epochs = best.hyperparameters.values.get("tuner/epochs", self.retrain_epochs)
             joined = self.data.train_and_validation()
-            verbose = 1 if self.verbose >= 2 else 0
+            data = (joined,) if self.data.is_dataset else tuple(joined)
             with _quiet_dead_edges():
-                if self.data.is_dataset:
-                    model.fit(joined, epochs=epochs, verbose=verbose,
-                              callbacks=[BuildTrainingState(joined)])
-                else:
-                    model.fit(*joined, epochs=epochs, batch_size=self.batch_size,
-                              verbose=verbose, callbacks=[BuildTrainingState(*joined)])
+                model.fit(*data, epochs=epochs,
+                          batch_size=None if self.data.is_dataset else self.batch_size,
+                          verbose=1 if self.verbose >= 2 else 0,
+                          callbacks=[BuildTrainingState(*data)])
         else:
             model = self.tuner.load_model(best)
         self.best_model = model

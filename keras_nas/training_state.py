@@ -21,6 +21,8 @@ It changes no number: the variables are the same, created earlier (tested).
 import keras
 from keras.src import backend as keras_backend  # `compute_output_spec`, as Keras' fit uses
 
+from keras_nas.data import is_tf_dataset
+
 
 def build_training_state(model, x, y=None):
     """Creates the optimizer's, compiled metrics' and compiled loss's variables of `model`.
@@ -90,40 +92,27 @@ class BuildTrainingState(keras.callbacks.Callback):
 def _symbolic_batch(x, y=None):
     """`(x, y, sample_weight)` as `keras.KerasTensor`s with an unknown batch size, or None
     when the data is not arrays, a structure of arrays, or a dataset of such batches."""
-    if y is None and _is_dataset(x):
-        element = x.element_spec
-        if not isinstance(element, tuple):
-            element = (element,)
-        if not 1 <= len(element) <= 3:
+    if y is None and is_tf_dataset(x):
+        parts = x.element_spec  # shapes and dtypes of a batch
+        if not isinstance(parts, tuple):
+            parts = (parts,)
+        if not 1 <= len(parts) <= 3:
             return None
-        parts = list(element) + [None] * (3 - len(element))
-        to_spec = _spec_of_tensor_spec
     else:
-        parts = [x, y, None]
-        to_spec = _spec_of_array
+        parts = (x, y)
+    parts = tuple(parts) + (None,) * (3 - len(parts))
     try:
-        return tuple(None if part is None else keras.tree.map_structure(to_spec, part)
+        return tuple(None if part is None else keras.tree.map_structure(_spec_of_batch, part)
                      for part in parts)
     except (AttributeError, TypeError, ValueError):
         return None
 
 
-def _is_dataset(x):
-    try:
-        import tensorflow as tf
-    except ImportError:  # pragma: no cover - keras-nas requires TensorFlow
-        return False
-    return isinstance(x, tf.data.Dataset)
-
-
-def _spec_of_array(value):
+def _spec_of_batch(value):
+    """A batch's array (or `tf.TensorSpec`) as a `keras.KerasTensor` of any batch size."""
     if isinstance(value, keras.KerasTensor):
         return value
     shape = tuple(value.shape)
     if not shape:
         raise ValueError("a scalar is not a batch")
     return keras.KerasTensor((None,) + shape[1:], keras.backend.standardize_dtype(value.dtype))
-
-
-def _spec_of_tensor_spec(spec):
-    return keras.KerasTensor(tuple(spec.shape), keras.backend.standardize_dtype(spec.dtype))

@@ -23,7 +23,8 @@ trained its entries can go. `forget_new_custom_gradients()` does that around a b
 
 2. Collecting garbage between trials cheaply. A full `gc.collect()` walks every object Python
    tracks: after importing TensorFlow about 400,000, which takes 0.2-0.25 s each time on this
-   project's 2-core machine, and KerasTuner collects twice before every build.
+   project's 2-core machine (KerasTuner's own tuner collects twice before every build;
+   keras-nas' `NASTuner` once, in `release_previous_trial()`).
    `collect_only_new_objects()` moves the objects that exist when the search starts into
    Python's permanent generation (`gc.freeze()`) for the search's duration, and
    `release_previous_trial()`, the one collection a keras-nas trial makes, moves what
