@@ -2,15 +2,17 @@ import contextlib
 import io
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import keras
 import pytest
 
+import keras_nas_cli
 from keras_nas import cli
 
-QUICK = ["--max-trials", "2", "--epochs", "1", "--channels", "4"]
+QUICK = ["--max-trials", "2", "--epochs", "1", "--channels", "4", "--cells", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -48,22 +50,64 @@ def test_console_script_runs_with_no_arguments_but_the_output(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["search", "--space", "nope"], "unknown --space 'nope'"),
-    (["search", "--strategy", "nope"], "unknown --strategy 'nope'"),
-    (["search", "--dataset", "not_a_dataset_name"], "Unknown `dataset`"),
+    (["search", "--space", "nope"], "argument --space: invalid choice: 'nope'"),
+    (["search", "--strategy", "nope"], "argument --strategy: invalid choice: 'nope'"),
+    (["search", "--max-trials", "0"], "argument --max-trials: expected an integer >= 1"),
+    (["search", "--max-time", "-5"], "argument --max-time: expected a number > 0"),
+    (["search", "--dataset", "not_a_dataset_name"], "Unknown --dataset 'not_a_dataset_name'"),
+    (["search", "--dataset", "{tmp}/missing.npz"], "--dataset '{tmp}/missing.npz' is not a file"),
+    (["search", "--space", "mobilenet", "--channels", "4"], "--channels applies to the cell"),
+    (["export", "{tmp}/m.keras", "--quantize", "int4"], "argument --quantize: invalid choice"),
+    (["search", "--bogus"], "unrecognized arguments: --bogus"),
 ])
-def test_bad_arguments_print_one_line_and_exit_non_zero(argv, message, tmp_path, capsys):
-    code = cli.main([*argv, "--output", str(tmp_path / "o")])
+def test_bad_arguments_are_one_line_naming_the_flag_with_exit_status_2(argv, message, tmp_path,
+                                                                        capsys):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    code = cli.main([*argv, "--output", str(tmp_path / "o")] if argv[0] == "search" else argv)
     err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0
-    assert len(err) == 1 and err[0].startswith("keras-nas: error:") and message in err[0]
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("keras-nas: error:"), err
+    assert message.format(tmp=tmp_path) in err[0]
+    assert not (tmp_path / "o").exists()
 
 
-def test_non_positive_budget_is_rejected_by_the_parser(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["search", "--max-trials", "0"])
-    assert exit_info.value.code != 0
-    assert "--max-trials" in capsys.readouterr().err
+def test_help_and_argument_errors_do_not_import_tensorflow():
+    # The console script's module parses first; TensorFlow is imported only to do the work.
+    probe = ("import sys, keras_nas_cli; code = keras_nas_cli.main(sys.argv[1:]); "
+             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
+             "sys.exit(code)")
+    for argv, status in ((["--help"], 0), (["search", "--help"], 0),
+                         (["search", "--epochs", "x"], 2)):
+        result = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == status, result.stderr
+
+
+def test_static_names_match_the_registries():
+    import keras_nas_cli
+    from keras_nas import hardware
+    from keras_nas.search import strategy_names
+    from keras_nas.spaces import SPACES
+
+    assert set(keras_nas_cli.SPACE_NAMES) == set(SPACES)
+    assert set(keras_nas_cli.STRATEGY_NAMES) == set(strategy_names())
+    assert set(keras_nas_cli.QUANTIZATIONS) == {q for q in hardware.QUANTIZATIONS if q}
+
+
+def _console_script():
+    """The installed `keras-nas` command (or the module it runs)."""
+    script = os.path.join(os.path.dirname(sys.executable), "keras-nas")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "keras_nas_cli"]
+
+
+def test_tensorflow_start_up_lines_are_hidden(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [*_console_script(), "report", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"keras-nas: error: RESULTS_DIR {str(tmp_path)!r} holds no summary.json"]
 
 
 def test_search_writes_tflite_latency_and_figures(searched):
@@ -95,17 +139,18 @@ def test_report_command_writes_a_page(searched, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["export", "{tmp}/missing.keras"], "is not a file"),
-    (["export", "{tmp}/corrupt.keras"], "is not a loadable .keras model"),
-    (["export", "{model}", "--quantize", "int4"], "unknown --quantize 'int4'"),
+    (["export", "{tmp}/corrupt.keras"], "is not a .keras model file"),
+    (["export", "{tmp}/passwd"], "is not a .keras model file"),
     (["report", "{tmp}"], "holds no summary.json"),
 ])
 def test_export_and_report_reject_bad_files(argv, message, searched, tmp_path, capsys):
     searched, _ = searched
     (tmp_path / "corrupt.keras").write_bytes(b"this is not a zip file")
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n" * 50)
     argv = [a.format(tmp=tmp_path, model=searched / "best_model.keras") for a in argv]
     code = cli.main(argv)
     err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0 and len(err) == 1 and message in err[0], err
+    assert code == 2 and len(err) == 1 and message in err[0], err
 
 
 def test_latency_command_measures_and_rejects_non_tflite(searched, tmp_path, capsys):
@@ -125,5 +170,60 @@ def test_unwritable_output_directory_is_one_clear_line(tmp_path, capsys):
     blocker.write_text("x")
     code = cli.main(["search", "--output", str(blocker / "r"), *QUICK])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0 and len(err) == 1 and "not writable" in err[0]
+    assert code == 2 and len(err) == 1 and "--output" in err[0] and "not writable" in err[0]
     assert blocker.read_text() == "x"
+
+
+TINY_CLI = ["--max-trials", "2", "--epochs", "1", "--channels", "4", "--cells", "1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", keras_nas_cli.STRATEGY_NAMES)
+def test_every_strategy_writes_every_output_through_the_command(strategy, tmp_path, capsys):
+    out = tmp_path / "results"
+    assert cli.main(["search", "--output", str(out), "--strategy", strategy, "--seed", "0",
+                     *TINY_CLI]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "best architecture:" in printed and "test accuracy:" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    completed = [t for t in summary["trials"] if t["status"] == "COMPLETED"]
+    assert completed and all(
+        t["params"] > 0 and 0 <= t["metrics"]["val_accuracy"] <= 1 for t in completed)
+    assert summary["best"]["test_accuracy"] >= 0 and summary["best"]["tflite_bytes"] > 0
+    if strategy in keras_nas_cli.ONESHOT_STRATEGY_NAMES:
+        assert summary["oneshot"]["strategy"] == strategy
+        assert "supernet epoch 1/1" in printed
+    keras.saving.load_model(out / "best_model.keras")
+    assert (out / "best_model.tflite").stat().st_size == summary["best"]["tflite_bytes"]
+    for figure in ("history", "pareto", "cell"):
+        assert (out / "figures" / f"{figure}.png").stat().st_size > 0
+    assert cli.main(["report", str(out)]) == 0
+    assert "figures/history.png" in (out / "report.md").read_text()
+
+
+def _readme_commands():
+    """The `keras-nas ...` command lines of the README's code blocks (not the synopsis)."""
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    lines, in_block = [], False
+    for line in readme.splitlines():
+        if line.startswith("```"):
+            in_block = not in_block
+        elif in_block:
+            lines.append(line)
+    parts = [part.strip() for line in lines for part in line.split("&&")]
+    return [part.split() for part in parts
+            if part.startswith("keras-nas ") and "[" not in part and "..." not in part]
+
+
+@pytest.mark.slow
+def test_the_readme_commands_run(tmp_path, monkeypatch, capsys):
+    commands = _readme_commands()
+    assert any(c[1] == "search" for c in commands), commands
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        if command[1] == "search":  # the main job, made quick: a test needs no 2 minutes
+            command = command + TINY_CLI
+        if command[1] == "latency" and "--url" in command:
+            continue
+        assert cli.main(command[1:]) == 0, (command, capsys.readouterr().err)
+    assert (tmp_path / "results" / "best_model.tflite").exists()
