@@ -5,6 +5,8 @@ names the argument, not after an hour of search.
 """
 
 import dataclasses
+import os
+import typing
 
 import numpy as np
 
@@ -122,41 +124,120 @@ def load_digits():
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])
 
 
-def load_tfds(name, data_dir=None):
-    """Loads a TensorFlow Datasets image classification set as numpy arrays.
+class NamedData(typing.NamedTuple):
+    """What a named dataset holds: `(x, y)` pairs; `validation` and `test` may be None."""
 
-    Returns `(x_train, y_train), (x_test, y_test)`; images scaled to [0, 1]. The data must be
-    in `data_dir` already or downloadable.
+    train: tuple
+    validation: object = None
+    test: object = None
+
+
+def _scaled(images):
+    """Images as float32; 8-bit images are scaled from 0..255 to [0, 1]."""
+    images = np.asarray(images)
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    return (images / scale).astype("float32")
+
+
+def load_tfds(name, data_dir=None):
+    """Loads a prepared TensorFlow Datasets image classification set as numpy arrays.
+
+    Returns `(x_train, y_train), (x_test, y_test)`; 8-bit images scaled to [0, 1]. keras-nas
+    never downloads: a set that is not prepared in `data_dir` (TFDS' default folder when
+    None) raises a `ValueError` that says how to prepare it.
+
+    Example: `(x, y), (xt, yt) = load_tfds("mnist", data_dir="~/tensorflow_datasets")`.
     """
     try:
         import tensorflow_datasets as tfds
-    except ImportError:  # pragma: no cover - the `tfds` extra
+    except ImportError:
         raise ValueError(
-            f"`dataset`={name!r} needs tensorflow-datasets: pip install 'keras-nas[tfds]'."
+            f"`dataset`={name!r} needs TensorFlow Datasets: pip install 'keras-nas[tfds]'."
         ) from None
     if name not in tfds.list_builders():
         raise ValueError(
-            f"Unknown `dataset` {name!r}: expected {', '.join(EMBEDDED_DATASETS)} or the "
-            "name of a TensorFlow Datasets image classification set (e.g. 'mnist')."
+            f"Unknown `dataset` {name!r}: expected {', '.join(EMBEDDED_DATASETS)}, a .npz file "
+            "or the name of a TensorFlow Datasets image classification set (e.g. 'mnist')."
         )
-    splits = tfds.load(name, split=["train", "test"], as_supervised=True, data_dir=data_dir)
+    try:
+        splits = tfds.load(name, split=["train", "test"], as_supervised=True,
+                           data_dir=data_dir, download=False)
+    except AssertionError:  # TFDS' way of saying "not prepared in data_dir"
+        where = data_dir or os.path.join("~", "tensorflow_datasets")
+        raise ValueError(
+            f"`dataset`={name!r} is not prepared in {where}: prepare it once with "
+            f"`tfds build {name} --data_dir {where}` (needs internet access; copy the folder "
+            "to machines without it), or pass `data_dir` where it is prepared."
+        ) from None
     arrays = []
     for split in splits:
         batches = list(tfds.as_numpy(split.batch(4096)))
         images = np.concatenate([b[0] for b in batches])
         labels = np.concatenate([b[1] for b in batches])
-        scale = 255.0 if images.dtype == np.uint8 else 1.0
-        arrays.append(((images / scale).astype("float32"), labels))
+        arrays.append((_scaled(images), labels))
     return arrays[0], arrays[1]
 
 
+#: The arrays a `.npz` dataset may hold, by split.
+NPZ_KEYS = {"train": ("x_train", "y_train"), "validation": ("x_val", "y_val"),
+            "test": ("x_test", "y_test")}
+
+
+def load_npz(path):
+    """Loads a dataset saved with `numpy.savez`: a `NamedData`.
+
+    The file holds `x` and `y` (a search splits validation off them), or `x_train`,
+    `y_train` with optional `x_val`, `y_val` and `x_test`, `y_test`. 8-bit images are
+    scaled to [0, 1].
+
+    Example:
+
+    ```python
+    np.savez("digits.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
+    data = load_npz("digits.npz")      # data.train, data.validation (None), data.test
+    ```
+    """
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"`dataset` {path!r} is not a readable .npz file: {e}") from None
+    if "x_train" not in arrays and "x" in arrays:
+        arrays["x_train"], arrays["y_train"] = arrays.pop("x"), arrays.pop("y", None)
+    known = {k for pair in NPZ_KEYS.values() for k in pair}
+    unknown = sorted(set(arrays) - known)
+    if unknown or "x_train" not in arrays:
+        raise ValueError(
+            f"`dataset` {path!r} must hold arrays x, y or x_train, y_train (and optionally "
+            f"x_val, y_val, x_test, y_test); it holds {sorted(set(arrays) | set(unknown))}."
+        )
+    splits = {}
+    for split, (xk, yk) in NPZ_KEYS.items():
+        if xk in arrays or yk in arrays:
+            if arrays.get(xk) is None or arrays.get(yk) is None:
+                raise ValueError(f"`dataset` {path!r} has {xk if xk in arrays else yk} "
+                                 f"without {yk if xk in arrays else xk}.")
+            splits[split] = (_scaled(arrays[xk]), arrays[yk])
+    return NamedData(**splits)
+
+
 def load_named(name, data_dir=None):
-    """The default data (`"digits"`) or a TensorFlow Datasets name, as numpy train/test pairs."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"`dataset` must be a dataset name, got {name!r}.")
+    """The embedded `"digits"`, a `.npz` file or a TensorFlow Datasets name: a `NamedData`.
+
+    Example: `load_named("digits").train[0].shape == (1437, 8, 8, 1)`.
+    """
+    if not isinstance(name, (str, os.PathLike)) or not os.fspath(name):
+        raise ValueError(f"`dataset` must be a dataset name or a .npz path, got {name!r}.")
+    name = os.fspath(name)
     if name == "digits":
-        return load_digits()
-    return load_tfds(name, data_dir=data_dir)
+        train, test = load_digits()
+        return NamedData(train, None, test)
+    if name.endswith(".npz"):
+        if not os.path.isfile(name):
+            raise ValueError(f"`dataset` {name!r} is not a file.")
+        return load_npz(name)
+    train, test = load_tfds(name, data_dir=data_dir)
+    return NamedData(train, None, test)
 
 
 def _split(x, y, validation_split, seed):
@@ -178,10 +259,7 @@ def _split(x, y, validation_split, seed):
 def _dataset_shape_and_classes(dataset, name, num_classes):
     import tensorflow as tf
 
-    spec = dataset.element_spec
-    if not (isinstance(spec, tuple) and len(spec) == 2):
-        raise ValueError(f"`{name}` must be a tf.data.Dataset of (x, y) pairs, got {spec}.")
-    x_spec = spec[0]
+    x_spec = _check_pairs(dataset, name)[0]
     shape = tuple(x_spec.shape)
     if len(shape) == 5 or (len(shape) == 4 and shape[0] is None):
         shape = shape[1:]
@@ -200,8 +278,22 @@ def _dataset_shape_and_classes(dataset, name, num_classes):
     return shape, num_classes
 
 
-def _batched(dataset, batch_size):
-    x_spec = dataset.element_spec[0]
+def _check_pairs(dataset, name):
+    """The element spec of a dataset of `(images, labels)` pairs; a clear error otherwise."""
+    spec = dataset.element_spec
+    if isinstance(spec, (tuple, list)) and len(spec) == 2:
+        return spec
+    hint = ""
+    if isinstance(spec, dict):
+        keys = sorted(spec)
+        hint = (f" It yields dicts with keys {keys}: map them to pairs first, e.g. "
+                f"`{name}.map(lambda d: (d[{keys[0]!r}], d[{keys[-1]!r}]))`.")
+    raise ValueError(f"`{name}` must be a tf.data.Dataset of (images, labels) pairs; its "
+                     f"elements are {spec}.{hint}")
+
+
+def _batched(dataset, batch_size, name):
+    x_spec = _check_pairs(dataset, name)[0]
     if len(x_spec.shape) in (2, 3):  # unbatched examples
         dataset = dataset.batch(batch_size)
     return dataset
@@ -220,7 +312,8 @@ def prepare(x=None, y=None, *, validation_data=None, validation_split=0.2, datas
 
     Exactly one of `x` or `dataset` is given. `x` is a numpy array (with labels `y`) or a
     `tf.data.Dataset` of `(x, y)` pairs (then `validation_data` must be a dataset too);
-    `dataset` is `"digits"` (the embedded default) or a TensorFlow Datasets name.
+    `dataset` is `"digits"` (the embedded default), a `.npz` file (`load_npz`) or the name of
+    a prepared TensorFlow Datasets set.
 
     Returns:
         A `SearchData`.
@@ -243,7 +336,13 @@ def prepare(x=None, y=None, *, validation_data=None, validation_split=0.2, datas
 
     test = None
     if dataset is not None:
-        (x, y), test = load_named(dataset, data_dir=data_dir)
+        named = load_named(dataset, data_dir=data_dir)
+        (x, y), test = named.train, named.test
+        if named.validation is not None:
+            if validation_data is not None:
+                raise ValueError(f"`dataset` {dataset!r} holds validation data already; "
+                                 "leave `validation_data` out.")
+            validation_data = named.validation
 
     if is_tf_dataset(x):
         if y is not None:
@@ -252,8 +351,8 @@ def prepare(x=None, y=None, *, validation_data=None, validation_split=0.2, datas
             raise ValueError(
                 "`validation_data` must be a tf.data.Dataset of (x, y) pairs when `x` is one."
             )
-        train = _add_channel(_batched(x, batch_size))
-        val = _add_channel(_batched(validation_data, batch_size))
+        train = _add_channel(_batched(x, batch_size, "x"))
+        val = _add_channel(_batched(validation_data, batch_size, "validation_data"))
         shape, n_train = _dataset_shape_and_classes(train, "x", num_classes)
         shape_v, n_val = _dataset_shape_and_classes(val, "validation_data", num_classes)
         if shape_v != shape:

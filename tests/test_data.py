@@ -78,7 +78,45 @@ def test_tf_dataset_needs_validation_dataset():
 def test_tfds_name_loads_through_tensorflow_datasets(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=12):
-        (x, y), (xt, yt) = data.load_named("mnist", data_dir=str(tmp_path))
+        named = data.load_named("mnist", data_dir=str(tmp_path))
+    (x, y), (xt, yt) = named.train, named.test
+    assert named.validation is None
     assert x.shape[1:] == (28, 28, 1) and len(x) == 12
     assert 0.0 <= x.min() and x.max() <= 1.0
     assert y.dtype.kind in "iu"
+
+
+def test_a_dataset_of_dicts_gets_a_message_on_the_expected_structure():
+    ds = tf.data.Dataset.from_tensor_slices({"image": images(8), "label": np.arange(8) % 2})
+    with pytest.raises(ValueError, match=r"`x` must be a tf.data.Dataset of \(images, labels\) "
+                                         r"pairs.*keys \['image', 'label'\].*map"):
+        data.prepare(ds, validation_data=ds)
+
+
+def test_a_tfds_set_that_is_not_prepared_says_how_to_prepare_it(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(ValueError) as error:
+        data.load_named("mnist", data_dir=str(tmp_path))
+    message = str(error.value)
+    assert "\n" not in message and "not prepared in" in message and str(tmp_path) in message
+    assert f"tfds build mnist --data_dir {tmp_path}" in message
+
+
+def test_npz_files_hold_the_splits(tmp_path):
+    x, y = (images(30) * 255).astype("uint8"), np.arange(30) % 3
+    np.savez(tmp_path / "all.npz", x_train=x[:20], y_train=y[:20], x_val=x[20:25],
+             y_val=y[20:25], x_test=x[25:], y_test=y[25:])
+    d = data.prepare(dataset=str(tmp_path / "all.npz"))
+    assert len(d.train[0]) == 20 and len(d.validation[0]) == 5 and len(d.test[0]) == 5
+    assert d.train[0].dtype == np.float32 and d.train[0].max() <= 1.0  # 8-bit scaled
+    np.savez(tmp_path / "xy.npz", x=x, y=y)
+    d = data.prepare(dataset=str(tmp_path / "xy.npz"), validation_split=0.2, seed=0)
+    assert len(d.train[0]) == 24 and len(d.validation[0]) == 6 and d.test is None
+    np.savez(tmp_path / "bad.npz", images=x, y=y)
+    with pytest.raises(ValueError, match="must hold arrays x, y or x_train, y_train"):
+        data.prepare(dataset=str(tmp_path / "bad.npz"))
+    np.savez(tmp_path / "half.npz", x_train=x, y_train=y, x_test=x)
+    with pytest.raises(ValueError, match="x_test without y_test"):
+        data.prepare(dataset=str(tmp_path / "half.npz"))
+    with pytest.raises(ValueError, match="holds validation data already"):
+        data.prepare(dataset=str(tmp_path / "all.npz"), validation_data=(x, y))
