@@ -3,6 +3,8 @@
 import contextlib
 import math
 import os
+import secrets
+import shutil
 import time
 import warnings
 
@@ -127,6 +129,8 @@ class NASTuner(keras_tuner.Tuner):
         # The optimizer's and metrics' variables are made before the training step is traced,
         # so it is traced once (training_state.py).
         callbacks += [BuildTrainingState(x, y), best_epoch, keras.callbacks.TerminateOnNaN()]
+        if y is None:  # a tf.data.Dataset: it shuffles itself, or not, as its author chose
+            fit_kwargs.setdefault("shuffle", False)
         with _quiet_dead_edges():
             history = model.fit(
                 x, y, validation_data=validation_data, epochs=epochs,
@@ -145,7 +149,7 @@ class NASTuner(keras_tuner.Tuner):
         metrics = _best_epoch_metrics(history.history, self._epoch_objective())
         metrics["params"] = int(model.count_params())
         if self.hardware is not None:
-            metrics.update(self._hardware_metrics(model, hp))
+            metrics.update(self._hardware_metrics(model, hp, trial.trial_id))
         if self.reward is not None:
             metrics[self.reward.name] = self.reward(metrics)
         self.timings[trial.trial_id].update(
@@ -187,7 +191,7 @@ class NASTuner(keras_tuner.Tuner):
             return keras_tuner.Objective(self.reward.metric, "max")
         return self.oracle.objective
 
-    def _hardware_metrics(self, model, hp):
+    def _hardware_metrics(self, model, hp, trial_id=None):
         from keras_nas.hardware.metrics import hardware_metrics
 
         architecture = None
@@ -195,6 +199,8 @@ class NASTuner(keras_tuner.Tuner):
             architecture = self.hypermodel.architecture_of(hp)
         found = hardware_metrics(model, latency=self.hardware, predictor=self.latency_predictor,
                                  architecture=architecture, device=self.latency_device)
+        if found.get("latency_protocol") is not None:  # how latency was measured: summary.json
+            self.timings.setdefault(trial_id, {})["latency_protocol"] = found["latency_protocol"]
         return {k: float(v) for k, v in found.items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
 
@@ -262,6 +268,40 @@ def _best_epoch_metrics(history, objective):
                       else np.inf)
     best = int(np.argmax(values) if objective.direction == "max" else np.argmin(values))
     return {k: float(v[best]) for k, v in history.items() if len(v) > best}
+
+
+def _space_config(space):
+    """A space's class and plain settings (channels, cells, ...), for comparing searches."""
+    config = {"class": type(space).__name__}
+    for name, value in sorted(vars(space).items()):
+        if not name.startswith("_") and isinstance(value, (bool, int, float, str, tuple, list,
+                                                            type(None))):
+            config[name] = list(value) if isinstance(value, tuple) else value
+    return config
+
+
+def _differences(before, now):
+    """`["epochs: 2 there, 5 here", ...]` for the settings both dicts record."""
+    if before.get("keras_tuner_project"):
+        return ["a KerasTuner project that records no keras-nas settings"]
+    found = []
+    for key in before:
+        if key not in now or before[key] == now[key]:
+            continue
+        if isinstance(before[key], dict) and isinstance(now[key], dict):
+            found += [f"{key}.{d}" for d in _differences(before[key], now[key])]
+        else:
+            found.append(f"{key}: {before[key]!r} there, {now[key]!r} here")
+    return found
+
+
+def _short_architecture(space):
+    return getattr(space, "short_architecture", None)
+
+
+def _architecture_legend(space):
+    legend = getattr(space, "architecture_legend", None)
+    return legend() if legend is not None else None
 
 
 def _positive_int(value, name):
@@ -411,6 +451,8 @@ class Search:
                              f"got {type(self.space).__name__}.")
         self.tuner = None
         self.oneshot_search = None
+        self.oneshot_result = None
+        self.resumed = False
         self.data = None
         self.best_model = None
         self.best_hyperparameters = None
@@ -458,20 +500,26 @@ class Search:
             dataset=None, data_dir=None, num_classes=None, callbacks=None):
         """Runs the search and sets `best_model`. Returns `self`.
 
+        A folder that holds an earlier run of the same search (same space, strategy,
+        objective, data shape, epochs and seed) resumes it; one that holds another search
+        raises `ValueError` naming the difference, and is left as it is.
+
         Args:
             x: numpy images `(samples, height, width[, channels])` or a `tf.data.Dataset`
-                of `(images, labels)`; None to use `dataset`.
+                of `(x, y)` pairs; None to use `dataset`.
             y: integer labels for numpy `x`.
             validation_data: `(x_val, y_val)` (or a dataset when `x` is one); when None,
                 `validation_split` of `x` is held out (seeded by `seed`).
             validation_split: the held-out share when there is no `validation_data`.
             dataset: `"digits"` (the embedded default, used when neither `x` nor `dataset`
-                is given) or a TensorFlow Datasets name.
+                is given), a `.npz` file (see `keras_nas.data.load_npz`) or the name of a
+                prepared TensorFlow Datasets set.
             data_dir: TensorFlow Datasets data folder.
             num_classes: class count (default: inferred from the labels).
             callbacks: Keras callbacks for every trial's `fit` (a TensorBoard callback gets a
                 log folder per trial, with KerasTuner's HParams).
         """
+        self._started = time.time()
         self.data = data_lib.prepare(
             x, y, validation_data=validation_data, validation_split=validation_split,
             dataset=dataset, data_dir=data_dir, num_classes=num_classes,
@@ -480,31 +528,24 @@ class Search:
         if isinstance(self.space, Space):
             self.space.configure(input_shape=self.data.input_shape,
                                  num_classes=self.data.num_classes)
+        if self.oneshot and self.data.is_dataset:
+            raise ValueError(f"`x`: strategy {self.strategy!r} takes numpy arrays, "
+                             "not a tf.data.Dataset.")
         self._check_output_dir()
-        if self.oneshot:
-            return self._fit_oneshot()
-        oracle = make_oracle(
-            self.strategy, objective=self.objective, max_trials=self.max_trials,
-            epochs=self.epochs, seed=self.seed,
-            max_consecutive_failed_trials=self.max_consecutive_failed_trials,
-            max_retries_per_trial=self.max_retries_per_trial, **self.strategy_kwargs,
-        ) if not isinstance(self.strategy, keras_tuner.Oracle) else self.strategy
+        self._start_or_resume()
+        oracle = self._oneshot_oracle() if self.oneshot else self._make_oracle()
+        self._progress = self._progress_printer() if self.verbose >= 1 else None
         self.tuner = NASTuner(
-            oracle, self.space, seed=self.seed, max_time=self.max_time,
+            oracle, self.space, seed=self.seed, max_time=self._time_left(),
             on_trial_end_callback=self._on_trial_end, hardware=self.hardware,
             latency_predictor=self.latency_predictor, latency_device=self.latency_device,
-            reward=self.reward,
-            directory=self.directory,
-            project_name=self.project_name, overwrite=self.overwrite,
+            reward=self.reward, directory=self.directory, project_name=self.project_name,
+            overwrite=False,
         )
-        self._started = time.time()
-        self._progress = None
-        if self.verbose >= 1:
-            objective = self.tuner.oracle.objective
-            self._progress = ProgressPrinter(
-                max_trials=self.max_trials, max_time=self.max_time, objective=objective.name,
-                direction=getattr(objective, "direction", "max") or "max")
-            self._progress.start()
+        if self._progress is not None:
+            self._progress.resume(done=len([t for t in self.tuner.oracle.trials.values()
+                                            if t.status not in ("RUNNING", "IDLE")]))
+        self._write_summary()
         train, val = self.data.train, self.data.validation
         fit_args = ((train,) if self.data.is_dataset else train)
         try:
@@ -523,44 +564,130 @@ class Search:
         self._write_summary()
         return self
 
-    def _fit_oneshot(self):
-        """A weight-sharing search: one supernet, one found architecture, then retraining."""
-        from keras_nas.oneshot import ONESHOT_STRATEGIES
+    # -- one folder, one search ---------------------------------------------------------
+    def settings(self):
+        """What makes two runs the same search (a folder resumes only for equal settings)."""
+        objective = self.objective
+        return summary_lib._plain({
+            "space": self.space_name,
+            "space_config": _space_config(self.space),
+            "strategy": self.strategy_name,
+            "objective": (objective if isinstance(objective, str) else
+                          {"name": objective.name, "direction": objective.direction}),
+            "latency_target_ms": self.latency_ms,
+            "latency_objective": repr(self.reward) if self.reward is not None else None,
+            "hardware": self.hardware,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "input_shape": list(self.data.input_shape) if self.data else None,
+            "num_classes": self.data.num_classes if self.data else None,
+            "seed": self.seed,
+        })
 
-        if self.data.is_dataset:
-            raise ValueError(f"`x`: strategy {self.strategy!r} takes numpy arrays, "
-                             "not a tf.data.Dataset.")
+    def _previous_settings(self):
+        """The settings of the search this folder holds (None if it holds none)."""
+        if os.path.exists(self.summary_path):
+            summary = summary_lib.load_summary(self.summary_path)
+            # Folders of keras-nas 0.1 have no "settings"; their summary names the main ones.
+            return summary.get("settings") or {
+                k: summary.get(k) for k in ("space", "strategy", "epochs", "input_shape",
+                                            "num_classes", "seed") if k in summary}
+        if os.path.exists(os.path.join(self.results_dir, "oracle.json")):
+            return {"keras_tuner_project": True}
+        return None
+
+    def _start_or_resume(self):
+        """Resumes the search this folder holds, or starts a new one (recording its settings
+        before any work); another search in the folder is a `ValueError`, raised before
+        anything in the folder changes."""
+        previous = self._previous_settings()
+        self.resumed = previous is not None and not self.overwrite
+        if self.resumed:
+            if self.seed is None and previous.get("seed") is not None:
+                self.seed = int(previous["seed"])  # a resumed search keeps its seed
+            differences = _differences(previous, self.settings())
+            if differences:
+                raise ValueError(
+                    f"The folder {self.results_dir!r} holds another search ("
+                    f"{'; '.join(differences)}): pass `overwrite`=True to replace it, or "
+                    "choose another folder.")
+            return
+        if self.overwrite and os.path.isdir(self.results_dir):
+            shutil.rmtree(self.results_dir)
+        if self.seed is None:
+            self.seed = secrets.randbelow(2**31)  # recorded, so the run can be repeated
         os.makedirs(self.results_dir, exist_ok=True)
-        self._started = time.time()
-        if self.seed is not None:
-            keras.utils.set_random_seed(self.seed)
-        found = ONESHOT_STRATEGIES[self.strategy](
-            self.space, seed=self.seed, verbose=int(self.verbose >= 2),
-            **self.strategy_kwargs).fit(
-            *self.data.train, validation_data=self.data.validation, epochs=self.epochs,
-            batch_size=self.batch_size)
-        self.oneshot_search = found
-        history = {k: v[-1] for k, v in found.history.items()
-                   if isinstance(v, list) and v and isinstance(v[-1], (int, float))}
-        self._oneshot_record = {
-            "trial_id": "0", "number": 0, "status": "COMPLETED",
-            "architecture": found.best_architecture,
-            "hyperparameters": summary_lib._plain(found.best_values),
-            "metrics": summary_lib._plain(history), "score": None, "params": None,
-            "started": self._started, "ended": time.time(),
-            "duration_s": found.search_seconds, "error": None,
-            "candidates_evaluated": found.num_evaluated,
-        }
-        joined = self.data.train_and_validation() if self.retrain else self.data.train
-        model = found.retrain(*joined, epochs=self.retrain_epochs, batch_size=self.batch_size,
-                              verbose=1 if self.verbose >= 2 else 0)
-        self._oneshot_record["params"] = int(model.count_params())
-        self.best_model = model
-        model.save(self.best_model_path)
         self._write_summary()
-        if self.on_trial_end is not None:
-            self.on_trial_end(dict(self._oneshot_record))
-        return self
+
+    # -- strategies ---------------------------------------------------------------------
+    def _make_oracle(self):
+        if isinstance(self.strategy, keras_tuner.Oracle):
+            return self.strategy
+        return make_oracle(
+            self.strategy, objective=self.objective, max_trials=self.max_trials,
+            epochs=self.epochs, seed=self.seed,
+            max_consecutive_failed_trials=self.max_consecutive_failed_trials,
+            max_retries_per_trial=self.max_retries_per_trial, **self.strategy_kwargs,
+        )
+
+    def _oneshot_oracle(self):
+        """A weight-sharing search's candidates, to be trained stand-alone as trials.
+
+        The supernet is trained once (for `epochs`) and its best `max_trials` candidates
+        are written to `oneshot.json`; a resumed search reads them from there.
+        """
+        from keras_nas.oneshot import ONESHOT_STRATEGIES
+        from keras_nas.oracles.candidates import CandidateOracle
+
+        path = os.path.join(self.results_dir, "oneshot.json")
+        if os.path.exists(path):
+            self.oneshot_result = summary_lib.load_summary(path)
+        else:
+            found = ONESHOT_STRATEGIES[self.strategy](
+                self.space, seed=self.seed, verbose=int(self.verbose >= 1),
+                **self.strategy_kwargs).fit(
+                *self.data.train, validation_data=self.data.validation, epochs=self.epochs,
+                batch_size=self.batch_size)
+            self.oneshot_search = found
+            history = getattr(found, "controller_history", None)
+            self.oneshot_result = summary_lib._plain({
+                "strategy": self.strategy, "seconds": found.search_seconds,
+                "candidates_evaluated": found.num_evaluated, "history": found.history,
+                "controller_history": list(history) if history else None,
+                "candidates": [{"architecture": arch, "supernet_accuracy": score}
+                               for arch, score in found.ranked_candidates(self.max_trials)],
+            })
+            summary_lib.write_json(path, self.oneshot_result)
+        candidates = [self.space.decode(c["architecture"])
+                      for c in self.oneshot_result["candidates"]]
+        return CandidateOracle(
+            candidates, objective=self.objective,
+            max_consecutive_failed_trials=self.max_consecutive_failed_trials,
+            max_retries_per_trial=self.max_retries_per_trial)
+
+    # -- time -----------------------------------------------------------------------------
+    def _elapsed(self):
+        return time.time() - self._started if self._started else 0.0
+
+    def _time_left(self):
+        """Seconds of `max_time` left (None without a budget)."""
+        if self.max_time is None:
+            return None
+        return max(0.0, self.max_time - self._elapsed())
+
+    def _progress_printer(self):
+        """The trial table: with a latency target, accuracy and latency, ranked by reward."""
+        if self.reward is not None:
+            shown = dict(objective=self.reward.metric, metrics=("latency_ms",),
+                         rank=lambda record: record.get("score"))
+        else:
+            shown = dict(objective=getattr(self.objective, "name", str(self.objective)),
+                         direction=getattr(self.objective, "direction", None) or "max")
+        printer = ProgressPrinter(
+            max_trials=self.max_trials, max_time=self.max_time,
+            describe=_short_architecture(self.space), legend=_architecture_legend(self.space),
+            **shown)
+        return printer.start(elapsed=self._elapsed())
 
     def _finish(self):
         best = self.tuner.oracle.get_best_trials(1)
@@ -580,7 +707,7 @@ class Search:
             joined = self.data.train_and_validation()
             data = (joined,) if self.data.is_dataset else tuple(joined)
             with _quiet_dead_edges():
-                model.fit(*data, epochs=epochs,
+                model.fit(*data, epochs=epochs, shuffle=not self.data.is_dataset,
                           batch_size=None if self.data.is_dataset else self.batch_size,
                           verbose=1 if self.verbose >= 2 else 0,
                           callbacks=[BuildTrainingState(*data)])
@@ -606,8 +733,6 @@ class Search:
     @property
     def trials(self):
         """Every trial as a dict (see `summary.json`), in trial order."""
-        if self.oneshot_search is not None:
-            return [dict(self._oneshot_record)]
         if self.tuner is None:
             return []
         oracle = self.tuner.oracle
@@ -621,13 +746,9 @@ class Search:
     def summary(self):
         """The search as a dict: settings, the best trial and every trial."""
         trials = self.trials
-        if self.oneshot_search is not None:
-            best_record = trials[0]
-        else:
-            best = self.tuner.oracle.get_best_trials(1) if self.tuner else []
-            best = best[0] if best and best[0].status == "COMPLETED" else None
-            best_record = next((r for r in trials if best and r["trial_id"] == best.trial_id),
-                               None)
+        best = self.tuner.oracle.get_best_trials(1) if self.tuner else []
+        best = best[0] if best and best[0].status == "COMPLETED" else None
+        best_record = next((r for r in trials if best and r["trial_id"] == best.trial_id), None)
         objective = self.tuner.oracle.objective if self.tuner else None
         return {
             "space": self.space_name,
@@ -635,27 +756,36 @@ class Search:
             "objective": ({"name": objective.name, "direction": objective.direction}
                           if objective is not None and hasattr(objective, "direction") else None),
             "max_trials": self.max_trials,
+            "max_time": self.max_time,
             "epochs": self.epochs,
             "latency_target_ms": self.latency_ms,
             "latency_objective": repr(self.reward) if self.reward is not None else None,
             "seed": self.seed,
             "input_shape": list(self.data.input_shape) if self.data else None,
             "num_classes": self.data.num_classes if self.data else None,
-            "elapsed_s": (time.time() - self._started) if self._started else None,
+            "settings": self.settings(),
+            "elapsed_s": self._elapsed() if self._started else None,
             "best_trial_id": best_record["trial_id"] if best_record else None,
             "best_architecture": best_record["architecture"] if best_record else None,
             "best_model": (os.path.basename(self.best_model_path)
                            if self.best_model is not None else None),
             "best": dict(self.best_info),
+            "oneshot": self._oneshot_summary(),
             "controller_history": self._controller_history(),
             "trials": trials,
         }
 
+    def _oneshot_summary(self):
+        """The weight-sharing phase of a one-shot search (without its controller history)."""
+        if self.oneshot_result is None:
+            return None
+        return {k: v for k, v in self.oneshot_result.items() if k != "controller_history"}
+
     def _controller_history(self):
         """The REINFORCE controller's updates (reward, baseline, entropy, probabilities)."""
         history = getattr(self.tuner.oracle, "controller_history", None) if self.tuner else None
-        if history is None and self.oneshot_search is not None:
-            history = getattr(self.oneshot_search, "controller_history", None)
+        if history is None and self.oneshot_result is not None:
+            history = self.oneshot_result.get("controller_history")
         return summary_lib._plain(list(history)) if history else None
 
     def pareto_front(self, objectives=None):

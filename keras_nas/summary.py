@@ -79,6 +79,8 @@ def write_json(path, data):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
     try:
+        # mkstemp makes the file private (0600); give it the mode any other output gets.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as f:
             json.dump(_plain(data), f, indent=2)
         os.replace(tmp, path)
@@ -86,6 +88,12 @@ def write_json(path, data):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_summary(path_or_dir):

@@ -1,5 +1,6 @@
 import json
 import os
+import warnings
 
 import keras
 import keras_tuner
@@ -91,9 +92,13 @@ def test_any_oracle_instance_and_tf_dataset_input(digits, tmp_path):
     val = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(32)
     s = keras_nas.Search(space="cell", strategy=oracle, max_trials=1, epochs=1,
                          directory=tmp_path, space_kwargs=TINY, verbose=0)
-    s.fit(train, validation_data=val)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        s.fit(train, validation_data=val)
     assert s.summary["strategy"] == "RandomSearchOracle"
     assert s.trials[0]["status"] == "COMPLETED"
+    # The dataset shuffles itself (or not): fit is not asked to, so Keras does not warn.
+    assert not [w for w in caught if "shuffle" in str(w.message)]
 
 
 def test_every_space_by_name_runs_a_trial(digits, tmp_path):
@@ -151,17 +156,100 @@ def test_non_positive_latency_target_is_rejected(tmp_path):
             keras_nas.Search(directory=tmp_path, latency_ms=bad)
 
 
-@pytest.mark.parametrize("strategy", ["darts", "spos"])
-def test_one_shot_strategies_by_name_return_a_retrained_model(strategy, digits, tmp_path):
+@pytest.mark.parametrize("strategy", ["darts", "spos", "enas"])
+def test_one_shot_strategies_write_the_records_every_search_writes(strategy, digits, tmp_path):
     (x, y), val, test = digits
-    s = keras_nas.Search(space="cell", strategy=strategy, epochs=1, seed=0, directory=tmp_path,
-                         space_kwargs=TINY, verbose=0)
+    s = keras_nas.Search(space="cell", strategy=strategy, max_trials=2, epochs=1, seed=0,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0,
+                         strategy_kwargs=dict(final_samples=3) if strategy == "enas" else None)
     s.fit(x[:200], y[:200], validation_data=(val[0][:64], val[1][:64]))
-    [trial] = s.trials
-    assert s.space.decode(trial["architecture"]) == trial["hyperparameters"]
-    assert s.best_architecture == trial["architecture"]
-    assert json.loads(open(s.summary_path).read())["best_architecture"] == trial["architecture"]
+    # The supernet's candidates (one for DARTS) are trained stand-alone as ordinary trials.
+    summary = json.loads(open(s.summary_path).read())
+    candidates = summary["oneshot"]["candidates"]
+    assert 1 <= len(s.trials) == len(candidates) <= 2
+    for trial, candidate in zip(s.trials, candidates):
+        assert trial["status"] == "COMPLETED" and trial["params"] > 0
+        assert 0.0 <= trial["metrics"]["val_accuracy"] <= 1.0
+        assert trial["architecture"] == candidate["architecture"]
+        assert s.space.decode(trial["architecture"]) == trial["hyperparameters"]
+    assert summary["oneshot"]["strategy"] == strategy and summary["oneshot"]["seconds"] > 0
+    assert summary["best_architecture"] == s.best_architecture
+    assert s.best_architecture in {t["architecture"] for t in s.pareto_front()}
     assert s.best_model.evaluate(*test, verbose=0)[1] >= 0.0
+
+
+def test_one_shot_search_resumes_without_training_the_supernet_again(digits, tmp_path):
+    (x, y), val, _ = digits
+    kwargs = dict(space="cell", strategy="spos", epochs=1, seed=0, directory=tmp_path,
+                  space_kwargs=TINY, verbose=0, retrain=False)
+    first = keras_nas.Search(max_trials=1, **kwargs).fit(x[:200], y[:200], validation_data=val)
+    assert first.oneshot_search is not None
+    again = keras_nas.Search(max_trials=1, **kwargs).fit(x[:200], y[:200], validation_data=val)
+    assert again.oneshot_search is None  # read from oneshot.json
+    assert again.summary["oneshot"] == first.summary["oneshot"]
+    assert [t["architecture"] for t in again.trials] == [t["architecture"] for t in first.trials]
+
+
+def _folder_state(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+CHANGES = [
+    (dict(space="darts", space_kwargs=dict(channels=4, layers=1)), "space: 'cell' there, 'darts' here"),
+    (dict(epochs=2), "epochs: 1 there, 2 here"),
+    (dict(space_kwargs=dict(channels=8, cells_per_stage=1)), "space_config.channels: 4 there, 8 here"),
+    (dict(strategy="evolution"), "strategy: 'random' there, 'evolution' here"),
+    (dict(seed=4), "seed: 3 there, 4 here"),
+]
+
+
+def test_a_folder_with_another_search_is_an_error_and_left_unchanged(digits, tmp_path):
+    (x, y), val, _ = digits
+    kwargs = dict(space="cell", strategy="random", max_trials=1, epochs=1, seed=3,
+                  directory=tmp_path, project_name="used", space_kwargs=TINY, verbose=0,
+                  retrain=False)
+    keras_nas.Search(**kwargs).fit(x, y, validation_data=val)
+    before = _folder_state(tmp_path / "used")
+    for change, difference in CHANGES:
+        with pytest.raises(ValueError) as error:
+            keras_nas.Search(**{**kwargs, **change}).fit(x, y, validation_data=val)
+        message = str(error.value)
+        assert "\n" not in message and str(tmp_path / "used") in message
+        assert difference in message and "`overwrite`=True" in message
+        assert _folder_state(tmp_path / "used") == before
+    # Other data shapes are another search too.
+    with pytest.raises(ValueError, match="input_shape"):
+        keras_nas.Search(**kwargs).fit(np.zeros((20, 9, 9, 1)), np.arange(20) % 2)
+    assert _folder_state(tmp_path / "used") == before
+
+
+def test_without_a_seed_one_is_drawn_recorded_and_repeats_the_run(digits, tmp_path):
+    (x, y), val, _ = digits
+    kwargs = dict(space="cell", strategy="random", max_trials=2, epochs=1, directory=tmp_path,
+                  space_kwargs=TINY, verbose=0, retrain=False)
+    first = keras_nas.Search(project_name="a", **kwargs).fit(x, y, validation_data=val)
+    seed = json.loads(open(first.summary_path).read())["seed"]
+    assert isinstance(seed, int) and first.seed == seed
+    again = keras_nas.Search(project_name="b", seed=seed, **kwargs).fit(x, y, validation_data=val)
+    assert [t["architecture"] for t in again.trials] == [t["architecture"] for t in first.trials]
+    assert [t["metrics"]["val_accuracy"] for t in again.trials] == pytest.approx(
+        [t["metrics"]["val_accuracy"] for t in first.trials], abs=1e-6)
+    # A resumed search keeps the seed its folder recorded.
+    resumed = keras_nas.Search(project_name="a", **{**kwargs, "max_trials": 3}).fit(
+        x, y, validation_data=val)
+    assert resumed.seed == seed and len(resumed.trials) == 3
+
+
+def test_a_resumed_search_numbers_its_rows_on(digits, tmp_path, capsys):
+    (x, y), val, _ = digits
+    kwargs = dict(space="cell", strategy="random", epochs=1, seed=0, directory=tmp_path,
+                  space_kwargs=TINY, verbose=1, retrain=False)
+    keras_nas.Search(max_trials=1, **kwargs).fit(x, y, validation_data=val)
+    capsys.readouterr()
+    keras_nas.Search(max_trials=3, **kwargs).fit(x, y, validation_data=val)
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+            if "COMPLETED" in line]
+    assert rows == ["2/3", "3/3"]
 
 
 def test_objective_given_as_a_keras_tuner_objective(digits, tmp_path):
@@ -205,3 +293,16 @@ def test_reinforce_search_records_its_controller_for_the_figure(digits, tmp_path
     assert history and {"step", "reward", "baseline", "entropy"} <= set(history[0])
     paths = plots.save_figures(saved, tmp_path / "figures")
     assert os.path.getsize(paths["controller"]) > 0
+
+
+def test_summary_json_is_readable_by_everyone_like_the_other_outputs(digits, tmp_path):
+    (x, y), val, _ = digits
+    old = os.umask(0o022)
+    try:
+        s = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
+                             directory=tmp_path, space_kwargs=TINY, verbose=0)
+        s.fit(x, y, validation_data=val)
+    finally:
+        os.umask(old)
+    assert os.stat(s.summary_path).st_mode & 0o777 == 0o644
+    assert os.stat(s.best_model_path).st_mode & 0o777 == 0o644

@@ -190,6 +190,8 @@ class OneShotSearch:
             # with a seed gives the same result whatever ran before it in the process.
             keras.utils.set_random_seed(int(self.seed))
         x, y, xv, yv = self._prepare(x, y, validation_data, batch_size, epochs)
+        self._log(f"{type(self).__name__}: training the supernet for {epochs} epoch(s) on "
+                  f"{len(x)} examples (the first epoch includes tracing its training step)")
         start = time.perf_counter()
         path = self._search(x, y, xv, yv, int(epochs), int(batch_size))
         self.search_seconds = time.perf_counter() - start
@@ -201,6 +203,34 @@ class OneShotSearch:
 
     def _search(self, x, y, xv, yv, epochs, batch_size):
         raise NotImplementedError
+
+    def ranked_candidates(self, k=1):
+        """Up to `k` found architectures, best first: `[(arch_str, supernet_score), ...]`.
+
+        The score is the candidate's validation accuracy with the supernet's weights where
+        the search scored candidates (SPOS, ENAS), else None (DARTS derives one).
+
+        Example: `search.fit(x, y, epochs=5).ranked_candidates(3)`.
+        """
+        if self.best_architecture is None:
+            raise ValueError("Call `fit()` before `ranked_candidates()`.")
+        scores = getattr(self, "scores", None) or {}
+        ranked = sorted(scores.items(), key=lambda item: -item[1])
+        found = [(self.best_architecture, scores.get(tuple(self.best_path)))]
+        for path, score in ranked:
+            arch = self.space.encode(self.supernet.values_of(list(path)))
+            if len(found) >= k:
+                break
+            if arch not in {a for a, _ in found}:
+                found.append((arch, float(score)))
+        return found[:k]
+
+    def _log_epoch(self, epoch, epochs, started, text):
+        """Logs one supernet epoch with the time spent and an estimate of the time left."""
+        elapsed = time.perf_counter() - started
+        left = elapsed / (epoch + 1) * (epochs - epoch - 1)
+        self._log(f"supernet epoch {epoch + 1}/{epochs}: {text} ({elapsed:.0f}s, "
+                  f"~{left:.0f}s left)")
 
     def retrain(self, x, y, epochs=10, batch_size=64, validation_data=None, verbose=0):
         """Builds the found architecture stand-alone from scratch and trains it.

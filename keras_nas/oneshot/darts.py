@@ -281,6 +281,7 @@ class DartsSearch(OneShotSearch):
         }
         total = epochs * steps
         done = 0
+        started = time.perf_counter()
         for epoch in range(epochs):
             start = time.perf_counter()
             if self.relaxation == "gumbel":
@@ -305,10 +306,11 @@ class DartsSearch(OneShotSearch):
             self.history["beta"].append(float(keras.ops.convert_to_numpy(net.aux_skip_beta)))
             self.history["temperature"].append(net.temperature)
             self.history["seconds"].append(time.perf_counter() - start)
-            self._log(
-                f"epoch {epoch + 1}/{epochs} loss {self.history['loss'][-1]:.4f} "
-                f"acc {self.history['accuracy'][-1]:.4f} val_acc {self.history['val_accuracy'][-1]}"
-            )
+            val_acc = self.history["val_accuracy"][-1]
+            self._log_epoch(epoch, epochs, started,
+                            f"loss {self.history['loss'][-1]:.4f}, accuracy "
+                            f"{self.history['accuracy'][-1]:.4f}, validation accuracy "
+                            f"{'-' if val_acc is None else f'{val_acc:.4f}'}")
         net.aux_skip_beta.assign(0.0)
         self.num_evaluated = 1
         return self.derive()

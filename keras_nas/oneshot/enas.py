@@ -185,13 +185,16 @@ class ENASSearch(SPOSSearch):
         self._policy = self.controller.numpy_policy()
         self._reward = self._reward_fn()
         self.history = {"loss": [], "accuracy": [], "reward": [], "seconds": []}
+        started = time.perf_counter()
         for epoch in range(epochs):
-            self.train_supernet(x, y, 1, batch_size)
+            self.train_supernet(x, y, 1, batch_size, log=False)
             start = time.perf_counter()
             reward = self.train_controller(self._batches(xv, yv, batch_size))
             self.history["reward"].append(reward)
             self.history["seconds"][-1] += time.perf_counter() - start
-            self._log(f"epoch {epoch + 1}/{epochs}: mean controller reward {reward}")
+            self._log_epoch(epoch, epochs, started,
+                            f"loss {self.history['loss'][-1]:.4f}, mean controller reward "
+                            f"{reward if reward is None else round(reward, 4)}")
         self._xv, self._yv = xv[: self.eval_samples], yv[: self.eval_samples]
         self._calibration = [xb for xb, _ in self._batches(x, y, batch_size)][
             : self.calibration_batches

@@ -130,12 +130,13 @@ class SPOSSearch(OneShotSearch):
                 return path
         return path
 
-    def train_supernet(self, x, y, epochs, batch_size):
-        """Trains the supernet, one uniformly sampled path per batch."""
+    def train_supernet(self, x, y, epochs, batch_size, log=True):
+        """Trains the supernet, one uniformly sampled path per batch (`log`: a line per epoch)."""
         net = self.supernet
         # Every weight must exist in the optimizer before a traced step that may skip some.
         if not self.optimizer.built:
             self.optimizer.build(net.weight_variables)
+        started = time.perf_counter()
         for epoch in range(epochs):
             start = time.perf_counter()
             logs = []
@@ -147,10 +148,10 @@ class SPOSSearch(OneShotSearch):
             self.history["loss"].append(float(logs[:, 0].mean()))
             self.history["accuracy"].append(float(logs[:, 1].mean()))
             self.history["seconds"].append(time.perf_counter() - start)
-            self._log(
-                f"epoch {epoch + 1}/{epochs} loss {self.history['loss'][-1]:.4f} "
-                f"acc {self.history['accuracy'][-1]:.4f}"
-            )
+            if log:
+                self._log_epoch(epoch, epochs, started,
+                                f"loss {self.history['loss'][-1]:.4f}, "
+                                f"accuracy {self.history['accuracy'][-1]:.4f}")
 
     # -- evolution ----------------------------------------------------------------------------
     def score(self, path):
@@ -203,7 +204,9 @@ class SPOSSearch(OneShotSearch):
                 children.append(child)
             ranked = sorted(top + children, key=lambda p: -self.score(p))
             self.history["generation_best"].append(self.score(ranked[0]))
-            self._log(f"generation {gen + 1}: best {self.score(ranked[0]):.4f}")
+            self._log(f"evolution generation {gen + 1}/{self.generations}: "
+                      f"{self.num_evaluated} candidates scored, best "
+                      f"{self.score(ranked[0]):.4f}")
         best = max(self.scores, key=lambda k: self.scores[k])
         return list(best)
 
