@@ -434,6 +434,23 @@ OPS = {
     "avg_pool_3x3": lambda channels, stride=1, **kw: Pool(channels, "avg", stride, **kw),
     "max_pool_3x3": lambda channels, stride=1, **kw: Pool(channels, "max", stride, **kw),
 }
+
+OP_ABBREVIATIONS = {
+    "none": "-", "skip_connect": "sk", "nor_conv_1x1": "c1", "nor_conv_3x3": "c3",
+    "sep_conv_3x3": "s3", "sep_conv_5x5": "s5", "dil_conv_3x3": "d3", "dil_conv_5x5": "d5",
+    "avg_pool_3x3": "ap", "max_pool_3x3": "mp",
+}
+"""Short names of the candidate ops, for architecture strings shown in narrow places."""
+
+
+def abbreviate_ops(text):
+    """`text` with every op name replaced by its `OP_ABBREVIATIONS` entry.
+
+    Example: `abbreviate_ops("|nor_conv_3x3~0|+|none~0|skip_connect~1|") == "|c3~0|+|-~0|sk~1|"`.
+    """
+    for name in sorted(OP_ABBREVIATIONS, key=len, reverse=True):
+        text = text.replace(name, OP_ABBREVIATIONS[name])
+    return text
 """Candidate op name -> factory `f(channels, stride=1, **layer_kwargs) -> keras.layers.Layer`."""
 
 ALIASES = {"zero": "none", "identity": "skip_connect"}

@@ -146,6 +146,25 @@ class Space(keras_tuner.HyperModel):
         self._check_configured()
         return self.compile_model(self.build_values(self.decode(arch_str)))
 
+    def short_architecture(self, arch_str):
+        """`arch_str` in a short form for tables (op names abbreviated, see
+        `architecture_legend`); spaces with their own notation may override it."""
+        from keras_nas.layers.ops import abbreviate_ops
+
+        return abbreviate_ops(arch_str)
+
+    def architecture_legend(self):
+        """What the short forms of `short_architecture` stand for (None if nothing)."""
+        from keras_nas.layers.ops import OP_ABBREVIATIONS
+
+        hp = keras_tuner.HyperParameters()
+        self.declare(hp)
+        ops = {value for p in hp.space for value in getattr(p, "values", None) or ()
+               if isinstance(value, str) and value in OP_ABBREVIATIONS}
+        if not ops:
+            return None
+        return ", ".join(f"{OP_ABBREVIATIONS[op]} = {op}" for op in sorted(ops))
+
     def random_architecture(self, seed=None):
         """A random architecture string, drawn uniformly per decision."""
         import random
