@@ -15,6 +15,7 @@ paths = plots.save_figures("results/my_search", "results/my_search/figures")
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +24,7 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from keras_nas import analysis  # noqa: E402
@@ -136,17 +138,18 @@ def objective_of(summary):
     return name, direction
 
 
-def trial_value(trial, name):
+def trial_value(trial, name, use_score=True):
     """The value of metric `name` for a trial record (metrics, then top-level, then score).
 
-    `params` is read from the trial's `params` field when the metrics lack it. Returns
+    `params` is read from the trial's `params` field when the metrics lack it; the trial's
+    `score` stands in for a missing non-cost metric unless `use_score=False`. Returns
     `None` when the trial has no finite value.
     """
     metrics = trial.get("metrics") or {}
     value = metrics.get(name)
     if value is None and name in trial and name not in ("metrics",):
         value = trial.get(name)
-    if value is None and name not in COST_METRICS:
+    if value is None and use_score and name not in COST_METRICS:
         value = trial.get("score")
     if isinstance(value, dict):  # KerasTuner-style {"value": ...}
         value = value.get("value")
@@ -155,6 +158,39 @@ def trial_value(trial, name):
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
+
+
+def latency_target(summary):
+    """The search's latency target in ms (`summary["latency_target_ms"]`), or `None`."""
+    target = summary.get("latency_target_ms")
+    try:
+        target = float(target)
+    except (TypeError, ValueError):
+        return None
+    return target if math.isfinite(target) and target > 0 else None
+
+
+def quality_metric(summary):
+    """`(name, direction)` of the quality the figures and the report show for each trial.
+
+    Without a latency target this is the search objective. With one, the objective is a
+    reward mixing accuracy and latency (e.g. `constrained_accuracy`, -1.3 for a trial over
+    the target), so the quality is the accuracy metric the reward was built from (the
+    `metric` of `summary["latency_objective"]`, default `val_accuracy`), maximised.
+    """
+    if latency_target(summary) is None:
+        return objective_of(summary)
+    reward = summary.get("latency_objective")
+    if isinstance(reward, dict):  # a reward's get_config()
+        return reward.get("metric") or "val_accuracy", "max"
+    match = re.search(r"\bmetric=['\"]([^'\"]+)['\"]", str(reward or ""))
+    return (match.group(1) if match else "val_accuracy"), "max"
+
+
+def over_target(trial, target):
+    """Whether a trial's measured `latency_ms` exceeds `target` (False when either is missing)."""
+    latency = trial_value(trial, "latency_ms")
+    return target is not None and latency is not None and latency > target
 
 
 def _completed(trial):
@@ -189,15 +225,44 @@ def _short(text, width=28):
     return text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2 :]
 
 
+def _legend_below(fig, axes):
+    """Lays out `fig` with one legend for all `axes` under them, where it covers no data.
+
+    Entries are merged by label, so panels showing the same series share one entry.
+    """
+    handles, labels = [], []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    fig.tight_layout()
+    if not labels:
+        return None
+    legend = fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5),
+                        frameon=False)
+    height = legend.get_window_extent(fig.canvas.get_renderer()).height / fig.bbox.height
+    fig.tight_layout(rect=(0, height + 0.02, 1, 1))
+    return legend
+
+
+def _legend_beside(ax, **kwargs):
+    """A legend right of `ax`, outside its data area."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                     frameon=False, **kwargs)
+
+
 # ---------------------------------------------------------------------------------------
 # 1. Search history
 # ---------------------------------------------------------------------------------------
 @_styled
 def plot_history(results):
-    """Objective of each trial and the best so far, against trial number and wall time.
+    """Quality of each trial and the best so far, against trial number and wall time.
 
     Completed trials are dots, the best-so-far curve a step line, the best trial a star;
-    failed or invalid trials are red crosses along the bottom of each panel.
+    failed or invalid trials are red crosses along the bottom of each panel. With a latency
+    target the quality is the trial's accuracy (`quality_metric`), trials over the target are
+    hollow, and the best so far counts only the trials within it.
 
     Args:
         results: summary dict, or path of `summary.json` / its directory.
@@ -212,33 +277,28 @@ def plot_history(results):
     ```
     """
     summary = load_summary(results)
-    name, direction = objective_of(summary)
+    name, direction = quality_metric(summary)
+    target = latency_target(summary)
     trials = [t for t in _ordered_trials(summary) if t.get("status") != "RUNNING"]
     if not trials:
         raise ValueError("`results` has no finished trials to plot.")
     starts = [t.get("started") for t in trials if t.get("started") is not None]
     t0 = min(starts) if starts else None
 
-    numbers, walls, values, failed = [], [], [], []
+    numbers, walls, values, over = [], [], [], []
     for i, t in enumerate(trials):
         n = t.get("number")
-        n = (i if n is None else int(n)) + 1
         ended = t.get("ended")
-        wall = (ended - t0) if (ended is not None and t0 is not None) else None
-        v = trial_value(t, name) if _completed(t) else None
-        numbers.append(n)
-        walls.append(wall)
-        values.append(v)
-        failed.append(not _completed(t) or v is None)
-
-    best = _best_so_far(values, direction)
+        numbers.append((i if n is None else int(n)) + 1)
+        walls.append((ended - t0) if (ended is not None and t0 is not None) else None)
+        values.append(trial_value(t, name, use_score=target is None) if _completed(t) else None)
+        over.append(over_target(t, target))
+    best = _best_so_far([None if o else v for v, o in zip(values, over)], direction)
     ok_values = [v for v in values if v is not None]
-    if ok_values:
-        lo, hi = min(ok_values), max(ok_values)
-    else:
-        lo, hi = 0.0, 1.0
+    lo, hi = (min(ok_values), max(ok_values)) if ok_values else (0.0, 1.0)
     pad = (hi - lo) * 0.08 or 0.05
     fail_y = lo - pad
+    within = " within target" if target is not None else ""
 
     fig = _new_figure((12, 4.6))
     axes = fig.subplots(1, 2)
@@ -247,27 +307,32 @@ def plot_history(results):
         (axes[0], numbers, "trial number"),
         (axes[1], walls if have_wall else numbers, "wall time (s)" if have_wall else "trial number"),
     ):
-        ok = [(x, v) for x, v, f in zip(xs, values, failed) if not f]
+        ok = [(x, v) for x, v, o in zip(xs, values, over) if v is not None and not o]
         if ok:
             ax.scatter(
                 [p[0] for p in ok], [p[1] for p in ok], s=36, color=_COLORS["trial"],
                 alpha=0.8, label="trial", zorder=3,
             )
+        slow = [(x, v) for x, v, o in zip(xs, values, over) if v is not None and o]
+        if slow:
+            ax.scatter(
+                [p[0] for p in slow], [p[1] for p in slow], s=36, facecolor="none",
+                edgecolor=_COLORS["failed"], linewidth=1.4,
+                label=f"over latency target ({len(slow)})", zorder=3,
+            )
         steps = [(x, b) for x, b in zip(xs, best) if b is not None]
         if steps:
             ax.step(
                 [p[0] for p in steps], [p[1] for p in steps], where="post",
-                color=_COLORS["best"], lw=2, label="best so far", zorder=2,
+                color=_COLORS["best"], lw=2, label=f"best{within} so far", zorder=2,
             )
-            best_idx = max(
-                (i for i, v in enumerate(values) if v is not None),
-                key=lambda i: values[i] if direction == "max" else -values[i],
-            )
+            best_idx = next(i for i, v in enumerate(values) if v == best[-1] and not over[i])
             ax.scatter(
                 [xs[best_idx]], [values[best_idx]], marker="*", s=260, color=_COLORS["best"],
-                edgecolor="black", linewidth=0.7, label=f"best: {values[best_idx]:.4g}", zorder=4,
+                edgecolor="black", linewidth=0.7, label=f"best{within}: {values[best_idx]:.4g}",
+                zorder=4,
             )
-        bad = [x for x, f in zip(xs, failed) if f]
+        bad = [x for x, v in zip(xs, values) if v is None]
         if bad:
             ax.scatter(
                 bad, [fail_y] * len(bad), marker="x", s=60, color=_COLORS["failed"],
@@ -276,7 +341,6 @@ def plot_history(results):
         ax.set_xlabel(xlabel)
         ax.set_ylabel(name.replace("_", " "))
         ax.set_ylim(fail_y - pad, hi + pad)
-        ax.legend(loc="lower right" if direction == "max" else "upper right", framealpha=0.9)
     if len(numbers) <= 20:
         axes[0].set_xticks(sorted(set(numbers)))
     axes[0].set_title(f"{name} per trial")
@@ -284,8 +348,10 @@ def plot_history(results):
     title = "Search history"
     if summary.get("space") or summary.get("strategy"):
         title += f" — space {summary.get('space', '?')}, strategy {summary.get('strategy', '?')}"
+    if target is not None:
+        title += f", latency target {target:g} ms"
     fig.suptitle(title, fontsize=14, fontweight="bold")
-    fig.tight_layout()
+    _legend_below(fig, axes)
     return fig
 
 
@@ -342,12 +408,14 @@ def _cost_metrics(summary):
 
 @_styled
 def plot_pareto(results, metrics=None):
-    """Objective against latency and against size, with the Pareto front highlighted.
+    """Quality against latency and against size, with the Pareto front highlighted.
 
     One panel per cost metric present in the trials (`latency_ms` from the trial metrics,
     `params` from the metrics or the trial's `params` field). Dominated trials are grey,
-    the non-dominated front (objective in its direction, cost minimised) is green and
-    joined by a step line, and the chosen model (`best_trial_id`) is a purple star.
+    the non-dominated front (quality in its direction, cost minimised) is green and
+    joined by a step line, and the chosen model (`best_trial_id`) is a purple star. With a
+    latency target the quality is the trial's accuracy (`quality_metric`), the target is a
+    dashed red line on the latency panel, and trials over it are ringed in red on every panel.
 
     Args:
         results: summary dict, or path of `summary.json` / its directory.
@@ -363,7 +431,8 @@ def plot_pareto(results, metrics=None):
     ```
     """
     summary = load_summary(results)
-    name, direction = objective_of(summary)
+    name, direction = quality_metric(summary)
+    target = latency_target(summary)
     metrics = list(metrics) if metrics is not None else _cost_metrics(summary)
     if not metrics:
         raise ValueError(
@@ -377,9 +446,9 @@ def plot_pareto(results, metrics=None):
         for t in summary["trials"]:
             if not _completed(t):
                 continue
-            y, x = trial_value(t, name), trial_value(t, metric)
+            y, x = trial_value(t, name, use_score=target is None), trial_value(t, metric)
             if x is not None and y is not None:
-                rows.append((x, y, str(t.get("trial_id"))))
+                rows.append((x, y, str(t.get("trial_id")), over_target(t, target)))
         if not rows:
             raise ValueError(f"no completed trial has both {name!r} and {metric!r}.")
         front = set(pareto_front([(r[1], r[0]) for r in rows], [direction, "min"]))
@@ -392,7 +461,7 @@ def plot_pareto(results, metrics=None):
             )
         ax.scatter(
             [r[0] for r in on], [r[1] for r in on], s=60, color=_COLORS["front"],
-            edgecolor="black", linewidth=0.6, label=f"Pareto front ({len(on)})", zorder=3,
+            edgecolor="black", linewidth=0.6, label="Pareto front", zorder=3,
         )
         ax.step(
             [r[0] for r in on], [r[1] for r in on], where="post", color=_COLORS["front"],
@@ -404,15 +473,24 @@ def plot_pareto(results, metrics=None):
                 [chosen[0][0]], [chosen[0][1]], marker="*", s=320, color=_COLORS["chosen"],
                 edgecolor="black", linewidth=0.7, label=f"chosen (trial {chosen_id})", zorder=4,
             )
+        slow = [r for r in rows if r[3]]
+        if slow:
+            ax.scatter(
+                [r[0] for r in slow], [r[1] for r in slow], s=170, facecolor="none",
+                edgecolor=_COLORS["failed"], linewidth=1.5, label="over latency target", zorder=5,
+            )
+        if metric == "latency_ms" and target is not None:
+            ax.axvline(target, color=_COLORS["failed"], ls="--", lw=1.5,
+                       label=f"latency target ({target:g} ms)", zorder=1)
+            ax.set_xlim(min(ax.get_xlim()[0], target), max(ax.get_xlim()[1], target * 1.02))
         xs = [r[0] for r in rows]
         if metric == "params" and min(xs) > 0 and max(xs) / min(xs) > 20:
             ax.set_xscale("log")
         ax.set_xlabel(COST_LABELS.get(metric, metric.replace("_", " ")) + " (lower is better)")
         ax.set_ylabel(name.replace("_", " ") + (" (higher is better)" if direction == "max" else " (lower is better)"))
         ax.set_title(f"{name} vs {COST_LABELS.get(metric, metric)}")
-        ax.legend(loc="lower right" if direction == "max" else "upper right", framealpha=0.9)
     fig.suptitle("Accuracy / cost trade-off", fontsize=14, fontweight="bold")
-    fig.tight_layout()
+    _legend_below(fig, axes)
     return fig
 
 
@@ -507,11 +585,10 @@ def plot_controller(history, max_decisions=12):
     ax_r.set_xlabel("update")
     ax_r.set_ylabel("reward")
     ax_r.set_title("Reward and baseline")
-    ax_r.legend(loc="lower right")
+    _legend_beside(ax_r)
     ent = [(x, s["entropy"]) for x, s in zip(xs, steps) if s.get("entropy") is not None]
     if ent:
-        ax_e.plot([p[0] for p in ent], [p[1] for p in ent], "-", color=_COLORS["chosen"], lw=2, label="entropy")
-        ax_e.legend(loc="upper right")
+        ax_e.plot([p[0] for p in ent], [p[1] for p in ent], "-", color=_COLORS["chosen"], lw=2)
     else:
         ax_e.text(0.5, 0.5, "no entropy recorded", ha="center", va="center", transform=ax_e.transAxes)
     ax_e.set_xlabel("update")
@@ -539,7 +616,7 @@ def plot_controller(history, max_decisions=12):
         ax.set_xlabel("update", fontsize=9)
         ax.set_ylabel("probability", fontsize=9)
         ax.tick_params(labelsize=8)
-        ax.legend(fontsize=7, loc="upper left", framealpha=0.85)
+        _legend_beside(ax, fontsize=7)
     fig.suptitle("REINFORCE controller", fontsize=14, fontweight="bold")
     fig.tight_layout()
     return fig
@@ -671,8 +748,9 @@ def plot_cell(cell, title=None, ax=None):
         ax: draw into this axes instead of a new figure.
 
     `none` edges are omitted; DARTS intermediate nodes join the output `c_{k}` by dashed
-    concatenation edges. Nodes and edges on no input-to-output path are drawn faded. Edge
-    labels are placed along their edges where they overlap no other label or node.
+    concatenation edges. Nodes and edges on no input-to-output path are drawn faded. The
+    legend names the ops and says what dashed and faded edges mean. Edge labels are placed
+    along their edges where they overlap no other label or node.
 
     Returns:
         The `Figure`.
@@ -695,10 +773,14 @@ def plot_cell(cell, title=None, ax=None):
     pos = cell_layout(graph)
     bends = _edge_bends(graph, pos)
     live = set(graph.live_edges())
-    live_nodes = {e[0] for e in live} | {e[1] for e in live}
+    live_nodes = {e[0] for e in live} | {e[1] for e in live} | set(graph.inputs) | {graph.output}
+    faded_nodes = [n for n in pos if n not in live_nodes]
 
-    xs = [p[0] for p in pos.values()]
-    ys = [p[1] for p in pos.values()]
+    # The view holds every node and every curved edge (a bent edge can swing past the nodes).
+    curve = [_bezier(pos[src], pos[dst], rad, k / 16)
+             for (src, dst, _), rad in zip(graph.edges, bends) for k in range(17)]
+    xs = [p[0] for p in pos.values()] + [p[0] for p in curve]
+    ys = [p[1] for p in pos.values()] + [p[1] for p in curve]
     x_lo, x_hi = min(xs) - 0.75, max(xs) + 0.75
     y_lo, y_hi = min(ys) - 0.95, max(ys) + 0.95
     if ax is None:
@@ -743,7 +825,7 @@ def plot_cell(cell, title=None, ax=None):
             fc = "#fdd0a2"
         else:
             fc = "#e5e5e5"
-        faded = n not in live_nodes and n not in graph.inputs and n != graph.output
+        faded = n in faded_nodes
         box = FancyBboxPatch(
             (x - _NODE_W / 2, y - _NODE_H / 2), _NODE_W, _NODE_H,
             boxstyle="round,pad=0.0,rounding_size=0.15", fc=fc, ec="black",
@@ -777,12 +859,18 @@ def plot_cell(cell, title=None, ax=None):
     if title is None:
         title = f"{kind}: width {analysis.format_width(width)}, depth {depth}"
     ax.set_title(title, fontsize=13, fontweight="bold")
-    if used_ops:
-        from matplotlib.lines import Line2D
-
-        handles = [Line2D([0], [0], color=_op_color(op, seen_colors), lw=3) for op in used_ops]
-        ax.legend(handles, used_ops, loc="upper center", bbox_to_anchor=(0.5, 0.02),
-                  ncol=min(5, len(used_ops)), fontsize=9, frameon=False)
+    handles = [Line2D([0], [0], color=_op_color(op, seen_colors), lw=3) for op in used_ops]
+    labels = list(used_ops)
+    if any(op is None for _, _, op in graph.edges):
+        handles.append(Line2D([0], [0], color="#777777", lw=1.2, ls="--"))
+        labels.append("concatenated into the output")
+    if faded_nodes or any(e not in live for e in graph.edges):
+        handles.append(Line2D([0], [0], color="#777777", lw=3, alpha=0.3))
+        labels.append("faded: on no input-to-output path")
+    if handles:
+        rows = math.ceil(len(handles) / 5)
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.02),
+                  ncol=math.ceil(len(handles) / rows), fontsize=9, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -792,9 +880,9 @@ def plot_cell_shapes(results):
     """Where the found cells sit in width and depth (Shu, Wang and Cai, ICLR 2020).
 
     Each completed trial whose architecture is a cell is a dot at (depth, width), colored
-    by its objective (jittered slightly where several share a spot); the chosen cell is a
-    star. For DARTS-space cells the published NASNet, AmoebaNet, ENAS, DARTS and SNAS
-    normal cells are drawn too, as reference.
+    by its quality (`quality_metric`; jittered slightly where several share a spot); the
+    chosen cell is a star. For DARTS-space cells the published NASNet, AmoebaNet, ENAS,
+    DARTS and SNAS normal cells are drawn too, as reference.
 
     Args:
         results: summary dict, or path of `summary.json` / its directory.
@@ -809,7 +897,8 @@ def plot_cell_shapes(results):
     ```
     """
     summary = load_summary(results)
-    name, direction = objective_of(summary)
+    name, direction = quality_metric(summary)
+    use_score = latency_target(summary) is None
     rows, kinds = [], set()
     for t in summary["trials"]:
         if not _completed(t) or not t.get("architecture"):
@@ -820,7 +909,7 @@ def plot_cell_shapes(results):
             continue
         kinds.add(graph.kind)
         w, d = analysis.cell_width_depth(graph)
-        rows.append((d, w, trial_value(t, name), str(t.get("trial_id"))))
+        rows.append((d, w, trial_value(t, name, use_score=use_score), str(t.get("trial_id"))))
     if not rows:
         raise ValueError("`results` has no completed trial whose architecture is a cell.")
     fig = _new_figure((7.5, 5.2))
@@ -847,17 +936,19 @@ def plot_cell_shapes(results):
         ax.scatter([xs[i]], [ys[i]], marker="*", s=380, facecolor="none", edgecolor=_COLORS["failed"],
                    linewidth=2, label=f"chosen (trial {chosen[0][3]})", zorder=4)
     if kinds == {"darts"}:
+        spots = {}  # cells sharing a (depth, width) spot get one marker and one label
         for pname, (w, d) in analysis.published_width_depth().items():
+            spots.setdefault((d, w), []).append(pname)
+        for (d, w), names in spots.items():
             ax.scatter([d], [w], marker="D", s=70, color=_COLORS["best"], edgecolor="black", zorder=2)
-            ax.annotate(pname, (d, w), xytext=(7, 5), textcoords="offset points", fontsize=9)
+            ax.annotate(", ".join(names), (d, w), xytext=(7, 5), textcoords="offset points", fontsize=9)
         ax.scatter([], [], marker="D", color=_COLORS["best"], edgecolor="black", label="published cells")
     ax.set_xlabel("depth (connections on the longest path)")
     ax.set_ylabel("width (units of c)")
     ax.set_title("Cell width and depth (Shu et al., ICLR 2020)")
     ax.margins(0.15)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(loc="best", framealpha=0.9)
-    fig.tight_layout()
+    _legend_below(fig, [ax])
     return fig
 
 
@@ -979,8 +1070,6 @@ def macro_blocks(arch_str, stages=None):
     plot_macro(macro_blocks("w1.0|k3e1|k5e6-k3e6", stages=[(16, 1, 1), (24, 2, 2)]))
     ```
     """
-    import re
-
     from keras_nas.spaces.mobilenet import MOBILENETV2_STAGES, make_divisible
 
     stages = MOBILENETV2_STAGES if stages is None else stages
@@ -1038,7 +1127,7 @@ def _cell_in(summary):
     return arch
 
 
-def save_figures(summary, out_dir, dpi=110):
+def save_figures(summary, out_dir, dpi=110, keep_newer_than=None):
     """Writes every figure that applies to a search's results as PNG files.
 
     - `history.png` always (when there is a finished trial);
@@ -1054,6 +1143,8 @@ def save_figures(summary, out_dir, dpi=110):
         summary: summary dict, or path of `summary.json` / its directory.
         out_dir: directory to write into (created if needed).
         dpi: resolution of the PNGs.
+        keep_newer_than: a time (seconds since the epoch, e.g. the summary file's mtime):
+            a PNG already in `out_dir` and modified after it is kept as it is, not redrawn.
 
     Returns:
         `{name: path}` of the files written, e.g. `{"history": ".../history.png", ...}`.
@@ -1083,8 +1174,9 @@ def save_figures(summary, out_dir, dpi=110):
         builders.append(("macro", lambda: plot_macro(blocks)))
     paths = {}
     for name, build in builders:
-        fig = build()
         path = out_dir / f"{name}.png"
-        fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
+        if not (keep_newer_than is not None and path.is_file()
+                and path.stat().st_mtime > keep_newer_than):
+            build().savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
         paths[name] = str(path)
     return paths

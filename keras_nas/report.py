@@ -1,8 +1,9 @@
 """One page about a finished search: figures, trial table, best model, cell diagnostics.
 
 `write_report(results_dir)` reads `results_dir/summary.json` (and, when present,
-`best_model.keras`, `*.tflite` files and latency measurements), saves the figures next to
-the page and writes it as Markdown or HTML. `keras-nas report RESULTS_DIR` calls it.
+`best_model.keras`, `*.tflite` files and latency measurements), links to the figures in
+`results_dir/figures/` (drawing those missing) and writes the page as Markdown or HTML.
+`keras-nas report RESULTS_DIR` calls it.
 
 ```python
 from keras_nas.report import write_report
@@ -19,13 +20,22 @@ from keras_nas import analysis, plots
 from keras_nas.progress import ProgressPrinter, format_duration  # noqa: F401  (re-exported)
 
 FORMATS = ("markdown", "html")
+FIGURES_DIR = "figures"  # under a results folder, as `keras-nas search` writes them
 _FIGURE_CAPTIONS = {
-    "history": "Search history: each trial's objective and the best so far, by trial and by wall time.",
-    "pareto": "Accuracy against latency / size: the non-dominated front in green, the chosen model starred.",
+    "history": "Search history: each trial's {quality} and the best so far, by trial and by wall time.",
+    "pareto": "{quality} against latency / size: the non-dominated front in green, the chosen model starred.",
     "controller": "REINFORCE controller: reward and baseline, entropy, and each decision's probabilities.",
-    "cell": "The found cell (ops on the edges; `none` edges left out).",
-    "cell_shapes": "Width and depth of every trial's cell (Shu et al., ICLR 2020), colored by objective.",
+    "cell": "The found cell: ops on the edges (`none` edges left out). Dashed edges (DARTS cells) "
+            "concatenate the intermediate nodes into the cell output; faded nodes and edges lie "
+            "on no input-to-output path, so they do not affect the output.",
+    "cell_shapes": "Width and depth of every trial's cell (Shu et al., ICLR 2020), colored by {quality}.",
     "macro": "The found network: stages of MBConv blocks.",
+}
+# What a latency target adds to a caption.
+_TARGET_CAPTIONS = {
+    "history": " Trials over the {target:g} ms latency target are hollow; the best so far counts "
+               "only the trials within it. The search scored trials by `{objective}`.",
+    "pareto": " The dashed red line is the {target:g} ms latency target; trials over it are ringed in red.",
 }
 
 WIDTH_DEPTH_NOTE = (
@@ -215,18 +225,55 @@ def model_summary_text(model_path):
     return "\n".join(lines)
 
 
-def _latency_of(summary, best):
-    """Latency measurements: (value_ms, source) from summary["best"] or the best trial."""
-    extra = summary.get("best")
-    if isinstance(extra, dict):
-        for key in ("latency_ms", "tflite_latency_ms"):
-            if extra.get(key) is not None:
-                return float(extra[key]), "summary['best']"
-    if best is not None:
-        value = (best.get("metrics") or {}).get("latency_ms")
-        if value is not None:
-            return float(value), f"trial {best.get('trial_id')} metrics"
-    return None, None
+def _caption(name, summary):
+    """The caption of figure `name`, naming what it plots for this summary."""
+    quality, _ = plots.quality_metric(summary)
+    objective, _ = plots.objective_of(summary)
+    target = plots.latency_target(summary)
+    caption = _FIGURE_CAPTIONS.get(name, name)
+    if target is not None:
+        caption += _TARGET_CAPTIONS.get(name, "")
+    return caption.format(quality=quality, objective=objective, target=target)
+
+
+def _best_items(summary, best, results_dir):
+    """Bullets about the best trial and the returned model (test accuracy, size, latency)."""
+    quality, _ = plots.quality_metric(summary)
+    objective, _ = plots.objective_of(summary)
+    target = plots.latency_target(summary)
+    extra = summary.get("best") if isinstance(summary.get("best"), dict) else {}
+    head = f"trial **{best.get('trial_id')}**, {quality} **{_fmt(plots.trial_value(best, quality))}**"
+    if objective != quality:
+        head += f" (search score `{objective}` {_fmt(plots.trial_value(best, objective))})"
+    items = [head, f"architecture: `{summary.get('best_architecture') or best.get('architecture') or '-'}`"]
+    if extra.get("test_accuracy") is not None:
+        items.append(f"test accuracy of the returned model: **{_fmt(float(extra['test_accuracy']))}**")
+    if best.get("params") is not None:
+        items.append(f"parameters: {_fmt(best.get('params'))}")
+    tflites = sorted(Path(results_dir).glob("*.tflite"))
+    for path in tflites:
+        items.append(f"TFLite `{path.name}`: {_fmt_bytes(path.stat().st_size)}")
+    size = extra.get("tflite_bytes", extra.get("tflite_size_bytes"))
+    if size is not None and not tflites:
+        items.append(f"TFLite size: {_fmt_bytes(size)}")
+    if extra.get("tflite_top1_agreement") is not None or extra.get("tflite_max_abs_diff") is not None:
+        items.append(f"TFLite against Keras: top-1 agreement {_fmt(extra.get('tflite_top1_agreement'))}, "
+                     f"max |difference| {_fmt(extra.get('tflite_max_abs_diff'))}")
+    exported = extra.get("latency_ms", extra.get("tflite_latency_ms"))
+    if exported is not None:
+        model = f"`{extra['tflite']}`" if extra.get("tflite") else "the returned model's TFLite export"
+        p90 = extra.get("latency_p90_ms")
+        p90 = f", p90 {_fmt(float(p90))} ms" if p90 is not None else ""
+        device = extra.get("device") or extra.get("latency_device")
+        items.append(f"latency of {model}: **{float(exported):.4g} ms** median{p90}, batch 1"
+                     + (f", on {device}" if device else ""))
+    searched = plots.trial_value(best, "latency_ms")
+    if searched is not None:
+        text = f"latency in the search: **{searched:.4g} ms** (trial {best.get('trial_id')}'s TFLite export)"
+        if target is not None:
+            text += f", {'over' if searched > target else 'within'} the {target:g} ms target"
+        items.append(text)
+    return items
 
 
 def _cell_rows(summary):
@@ -241,17 +288,23 @@ def _cell_rows(summary):
     return found
 
 
-def _trial_table(summary, objective):
+def _trial_table(summary):
+    """Header and rows of the trial table: quality first, then (with a latency target) latency
+    and the search's reward, then validation, cost and training metrics."""
+    quality, _ = plots.quality_metric(summary)
+    objective, _ = plots.objective_of(summary)
+    target = plots.latency_target(summary)
+    lead = [quality] + (["latency_ms"] if target is not None else [])
+    lead += [objective] if objective not in lead else []
     seen = []
     for t in summary["trials"]:
         for m in (t.get("metrics") or {}):
-            if m not in seen and m != "params" and m != objective:
+            if m not in seen and m != "params" and m not in lead:
                 seen.append(m)
-    # The objective, then validation metrics, then costs, then training metrics.
     rank = {"latency_ms": 1}
     order = {m: i for i, m in enumerate(seen)}
     seen.sort(key=lambda m: (0 if m.startswith("val_") else rank.get(m, 2), order[m]))
-    metric_names = ([objective] + seen)[:6]
+    metric_names = (lead + seen)[:6]
     best_id = summary.get("best_trial_id")
     header = ["#", "trial", "status", "architecture"] + metric_names + ["params", "duration", "note"]
     rows = []
@@ -269,7 +322,10 @@ def _trial_table(summary, objective):
             f"`{arch}`" if arch else "-",
         ]
         for m in metric_names:
-            row.append(_fmt((t.get("metrics") or {}).get(m, t.get("score") if m == objective else None)))
+            cell = _fmt((t.get("metrics") or {}).get(m, t.get("score") if m == objective else None))
+            if m == "latency_ms" and plots.over_target(t, target):
+                cell += " (over target)"
+            row.append(cell)
         row.append(_fmt(t.get("params")))
         row.append(format_duration(t.get("duration_s")) if t.get("duration_s") is not None else "-")
         err = t.get("error")
@@ -281,6 +337,7 @@ def _trial_table(summary, objective):
 def build_document(summary, results_dir, figures, fmt="markdown"):
     """The report as a `_Doc` (used by `write_report`)."""
     objective, direction = plots.objective_of(summary)
+    target = plots.latency_target(summary)
     best = _best_trial(summary)
     doc = _Doc()
     doc.heading(f"keras-nas search report: {summary.get('space', '?')} / {summary.get('strategy', '?')}", 1)
@@ -288,46 +345,27 @@ def build_document(summary, results_dir, figures, fmt="markdown"):
     counts = {}
     for t in trials:
         counts[t.get("status", "?")] = counts.get(t.get("status", "?"), 0) + 1
-    doc.table(
-        ["setting", "value"],
-        [
-            ["search space", summary.get("space", "-")],
-            ["strategy", summary.get("strategy", "-")],
-            ["objective", f"{objective} ({direction})"],
-            ["trials", f"{len(trials)} of {summary.get('max_trials', '?')} "
-                       f"({', '.join(f'{v} {k.lower()}' for k, v in sorted(counts.items()))})"],
-            ["epochs per trial", summary.get("epochs", "-")],
-            ["seed", summary.get("seed") if summary.get("seed") is not None else "none"],
-            ["time", format_duration(summary.get("elapsed_s")) if summary.get("elapsed_s") is not None else "-"],
-        ],
-    )
+    settings = [
+        ["search space", summary.get("space", "-")],
+        ["strategy", summary.get("strategy", "-")],
+        ["objective", f"{objective} ({direction})"],
+        ["trials", f"{len(trials)} of {summary.get('max_trials', '?')} "
+                   f"({', '.join(f'{v} {k.lower()}' for k, v in sorted(counts.items()))})"],
+        ["epochs per trial", summary.get("epochs", "-")],
+        ["seed", summary.get("seed") if summary.get("seed") is not None else "none"],
+        ["time", format_duration(summary.get("elapsed_s")) if summary.get("elapsed_s") is not None else "-"],
+    ]
+    if target is not None:
+        reward = summary.get("latency_objective") or objective
+        settings.insert(3, ["latency target", f"{target:g} ms, scored by `{reward}`"])
+    doc.table(["setting", "value"], settings)
 
     # Best model ---------------------------------------------------------------------
     doc.heading("Best model")
     if best is None:
         doc.para("No trial completed, so there is no best model.")
     else:
-        value = plots.trial_value(best, objective)
-        items = [
-            f"trial **{best.get('trial_id')}**, {objective} **{_fmt(value)}**",
-            f"architecture: `{summary.get('best_architecture') or best.get('architecture') or '-'}`",
-        ]
-        if best.get("params") is not None:
-            items.append(f"parameters: {_fmt(best.get('params'))}")
-        latency, source = _latency_of(summary, best)
-        tflites = sorted(Path(results_dir).glob("*.tflite"))
-        for path in tflites:
-            items.append(f"TFLite `{path.name}`: {_fmt_bytes(path.stat().st_size)}")
-        extra = summary.get("best") if isinstance(summary.get("best"), dict) else {}
-        size = extra.get("tflite_bytes", extra.get("tflite_size_bytes"))
-        if size is not None and not tflites:
-            items.append(f"TFLite size: {_fmt_bytes(size)}")
-        if latency is not None:
-            device = extra.get("device") or extra.get("latency_device")
-            items.append(
-                f"latency: **{latency:.4g} ms**" + (f" on {device}" if device else "") + f" (from {source})"
-            )
-        doc.bullets(items)
+        doc.bullets(_best_items(summary, best, results_dir))
 
     # Cell diagnostics ---------------------------------------------------------------
     found = _cell_rows(summary)
@@ -349,11 +387,11 @@ def build_document(summary, results_dir, figures, fmt="markdown"):
     # Figures ------------------------------------------------------------------------
     doc.heading("Figures")
     for name, path in figures.items():
-        doc.image(path, _FIGURE_CAPTIONS.get(name, name))
+        doc.image(path, _caption(name, summary))
 
     # Trials -------------------------------------------------------------------------
     doc.heading("Trials")
-    header, rows = _trial_table(summary, objective)
+    header, rows = _trial_table(summary)
     doc.table(header, rows)
 
     # Model summary ------------------------------------------------------------------
@@ -369,17 +407,20 @@ def build_document(summary, results_dir, figures, fmt="markdown"):
 
 
 def write_report(results_dir, output=None, format="markdown"):
-    """Writes one page (Markdown or HTML) about a search and the figures next to it.
+    """Writes one page (Markdown or HTML) about a search, linking to its figures.
 
-    The page holds the search settings, the best model (architecture, objective, size,
-    TFLite file sizes and latency when measured), the cell width/depth of the found cell
-    against the published cells (Shu et al., ICLR 2020), the figures, the table of all
-    trials, and `model.summary()` of `best_model.keras` when it exists.
+    The page holds the search settings, the best model (architecture, accuracy, test
+    accuracy, size, TFLite file sizes and latency when measured), the cell width/depth of
+    the found cell against the published cells (Shu et al., ICLR 2020), the figures, the
+    table of all trials, and `model.summary()` of `best_model.keras` when it exists. With a
+    latency target, accuracy and latency are shown apart from the search's reward.
+
+    The figures live in `results_dir/figures/`, where `keras-nas search` writes them; the
+    page links to those newer than `summary.json` and first draws there any missing or older.
 
     Args:
         results_dir: a search's results folder (holding `summary.json`).
         output: path of the page; default `results_dir/report.md` (or `report.html`).
-            The figures are saved as PNGs in the same folder as the page.
         format: `"markdown"` or `"html"`.
 
     Returns:
@@ -403,8 +444,9 @@ def write_report(results_dir, output=None, format="markdown"):
         output = results_dir / ("report.md" if format == "markdown" else "report.html")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    saved = plots.save_figures(summary, output.parent)
-    figures = {name: os.path.relpath(path, output.parent) for name, path in saved.items()}
+    saved = plots.save_figures(summary, results_dir / FIGURES_DIR,
+                               keep_newer_than=(results_dir / "summary.json").stat().st_mtime)
+    figures = {name: Path(os.path.relpath(path, output.parent)).as_posix() for name, path in saved.items()}
     doc = build_document(summary, results_dir, figures, format)
     title = f"keras-nas report: {summary.get('space', '?')} / {summary.get('strategy', '?')}"
     text = _render_markdown(doc) if format == "markdown" else _render_html(doc, title)

@@ -1,13 +1,14 @@
 """Figures from search results: content of the axes, and PNGs written by save_figures."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from keras_nas import plots
 from keras_nas.analysis import PUBLISHED_CELLS
@@ -15,6 +16,15 @@ from keras_nas.analysis import PUBLISHED_CELLS
 DATA = Path(__file__).parent / "data"
 NB201 = DATA / "summary_nb201_random.json"  # a real 10-trial KerasTuner search (one FAILED)
 DARTS = DATA / "summary_darts_small.json"  # hand-made: INVALID and RUNNING trials, no latency
+# A real search: `keras-nas search --max-trials 4 --epochs 1 --channels 4 --latency-ms 0.05
+# --latency-objective hard` (one trial over the target, two within, one failed measuring latency).
+LATENCY = DATA / "summary_latency_hard.json"
+# DARTS cells with a concatenation edge bent above (0 -> c_{k}) or below (1 -> c_{k}) every node.
+BENT_CELL = ("normal=max_pool_3x3~1,skip_connect~0|max_pool_3x3~2,max_pool_3x3~0|"
+             "sep_conv_3x3~2,max_pool_3x3~1|max_pool_3x3~3,sep_conv_5x5~2")
+BENT_DOWN_CELL = ("normal=sep_conv_3x3~0,skip_connect~1|sep_conv_3x3~1,dil_conv_3x3~2|"
+                  "sep_conv_3x3~1,sep_conv_5x5~2|dil_conv_3x3~0,skip_connect~3")
+DEAD_END_CELL = "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|"
 
 
 def load(path):
@@ -26,6 +36,23 @@ def collection_with_label(ax, label_prefix):
     found = [c for c in ax.collections if isinstance(c, PathCollection) and c.get_label().startswith(label_prefix)]
     assert found, f"no scatter labelled {label_prefix!r} in {[c.get_label() for c in ax.collections]}"
     return found[0].get_offsets()
+
+
+def points_under_legends(fig):
+    """Data points (scatter offsets, line vertices) that a legend of `fig` covers, in pixels."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    boxes = [legend.get_window_extent(renderer) for legend in legends]
+    assert boxes, "the figure has no legend"
+    points = []
+    for ax in fig.axes:
+        for c in ax.collections:
+            if isinstance(c, PathCollection) and len(c.get_offsets()):
+                points.extend(c.get_offset_transform().transform(c.get_offsets()))
+        for line in ax.get_lines():
+            points.extend(line.get_transform().transform(line.get_xydata()))
+    return [tuple(p) for p in points if any(b.contains(*p) for b in boxes)]
 
 
 # -- pareto_front ------------------------------------------------------------------------
@@ -209,13 +236,118 @@ def test_plot_cell_darts_and_summary():
     assert overlaps <= 2
 
 
+@pytest.mark.parametrize("cell", [BENT_CELL, BENT_DOWN_CELL, PUBLISHED_CELLS["AmoebaNet"], DEAD_END_CELL],
+                         ids=["bent_up", "bent_down", "amoebanet", "nasbench201"])
+def test_plot_cell_keeps_bent_edges_inside_the_view(cell):
+    fig = plots.plot_cell(cell)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    view = ax.bbox  # edges are clipped to it: what sticks out is cut off the image
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    assert arrows
+    for arrow in arrows:
+        ext = arrow.get_window_extent()
+        inside = (view.x0 - 1 <= ext.x0 and ext.x1 <= view.x1 + 1
+                  and view.y0 - 1 <= ext.y0 and ext.y1 <= view.y1 + 1)
+        assert inside, f"an edge spans {ext.bounds}, outside the view {view.bounds}"
+
+
+def test_plot_cell_legend_explains_dashed_and_faded_edges():
+    def legend_texts(cell):
+        return [t.get_text() for t in plots.plot_cell(cell).axes[0].get_legend().get_texts()]
+
+    dead_end = legend_texts(DEAD_END_CELL)  # node 2 feeds nothing: its edge is faded
+    assert "faded: on no input-to-output path" in dead_end
+    assert "concatenated into the output" not in dead_end
+    live = legend_texts("|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|"
+                        .replace("none~2", "skip_connect~2"))
+    assert not any(t.startswith("faded") for t in live)
+    for cell in (BENT_CELL, PUBLISHED_CELLS["NASNet"]):  # NASNet has two equal edges c_{k-2} -> 3
+        darts = legend_texts(cell)
+        assert "concatenated into the output" in darts
+        assert not any(t.startswith("faded") for t in darts)
+
+
 def test_plot_cell_shapes_marks_trials_and_published():
     fig = plots.plot_cell_shapes(DARTS)
     ax = fig.axes[0]
     assert len(collection_with_label(ax, "trials")) == 3
     assert len(collection_with_label(ax, "chosen")) == 1
-    names = {t.get_text() for t in ax.texts}
-    assert set(PUBLISHED_CELLS) <= names
+    labels = [t.get_text() for t in ax.texts]
+    for name in PUBLISHED_CELLS:  # cells on the same spot (NASNet, ENAS) share one label
+        assert sum(name in label.split(", ") for label in labels) == 1, labels
+
+
+@pytest.mark.parametrize("draw", [
+    lambda: plots.plot_history(NB201),  # the legend sat on trial 10 and the failed trial
+    lambda: plots.plot_pareto(NB201),
+    lambda: plots.plot_history(LATENCY),
+    lambda: plots.plot_pareto(LATENCY),
+    lambda: plots.plot_cell_shapes(DARTS),
+    lambda: plots.plot_controller(controller_history()),
+], ids=["history", "pareto", "history_latency", "pareto_latency", "cell_shapes", "controller"])
+def test_legends_cover_no_data_points(draw):
+    assert points_under_legends(draw()) == []
+
+
+# -- latency target --------------------------------------------------------------------------
+def test_quality_metric_is_accuracy_under_a_latency_reward():
+    summary = load(LATENCY)
+    assert summary["objective"]["name"] == "constrained_accuracy"
+    assert plots.latency_target(summary) == summary["latency_target_ms"]
+    assert plots.quality_metric(summary) == ("val_accuracy", "max")
+    summary["latency_objective"] = {"target": 0.02, "metric": "accuracy"}  # a reward's config
+    assert plots.quality_metric(summary) == ("accuracy", "max")
+    assert plots.latency_target(load(NB201)) is None
+    assert plots.quality_metric(load(NB201)) == ("val_accuracy", "max")
+
+
+def test_latency_target_figures_show_accuracy_latency_and_the_target():
+    summary = load(LATENCY)
+    target = summary["latency_target_ms"]
+    done = [t for t in summary["trials"] if t["status"] == "COMPLETED"]
+    over = [t for t in done if t["metrics"]["latency_ms"] > target]
+    within = [t for t in done if t not in over]
+    assert over and within  # the search has trials on both sides of the target
+    assert any(t["metrics"]["constrained_accuracy"] < 0 for t in over)
+
+    def accuracy(trials):
+        return sorted(t["metrics"]["val_accuracy"] for t in trials)
+
+    history = plots.plot_history(summary)
+    for ax in history.axes:
+        assert ax.get_ylabel() == "val accuracy"
+        assert sorted(collection_with_label(ax, "trial")[:, 1]) == pytest.approx(accuracy(within))
+        assert sorted(collection_with_label(ax, "over latency target")[:, 1]) == pytest.approx(accuracy(over))
+        best = [ln for ln in ax.get_lines() if ln.get_label() == "best within target so far"][0]
+        assert best.get_ydata()[-1] == pytest.approx(max(accuracy(within)))
+        assert ax.get_ylim()[0] > -0.1  # no reward (-1.3 and below) on the accuracy axis
+    assert f"latency target {target:g} ms" in history._suptitle.get_text()
+
+    pareto = plots.plot_pareto(summary)
+    lat_ax, par_ax = pareto.axes[:2]
+    for ax, key in ((lat_ax, "latency_ms"), (par_ax, "params")):
+        assert ax.get_ylabel().startswith("val accuracy")
+        plotted = [tuple(p) for c in ax.collections if isinstance(c, PathCollection)
+                   and c.get_label() in ("dominated", "Pareto front") for p in c.get_offsets()]
+        expected = sorted((t["metrics"][key], t["metrics"]["val_accuracy"]) for t in done)
+        assert np.allclose(sorted(plotted), expected)
+        ringed = sorted(map(tuple, collection_with_label(ax, "over latency target")))
+        assert np.allclose(ringed, sorted((t["metrics"][key], t["metrics"]["val_accuracy"]) for t in over))
+    line = [ln for ln in lat_ax.get_lines() if ln.get_label().startswith("latency target")]
+    assert len(line) == 1 and list(line[0].get_xdata()) == [target, target]
+    assert lat_ax.get_xlim()[0] < target < lat_ax.get_xlim()[1]
+    assert not [ln for ln in par_ax.get_lines() if ln.get_label().startswith("latency target")]
+
+    shapes = plots.plot_cell_shapes(summary)
+    assert shapes.axes[-1].get_ylabel() == "val accuracy"  # the colorbar
+    colors = shapes.axes[0].collections[0].get_array()
+    assert sorted(colors) == pytest.approx(accuracy(done))
+
+    summary["latency_target_ms"] = 1e-6  # every trial over it: no best within the target
+    ax = plots.plot_history(summary).axes[0]
+    assert not ax.get_lines()
+    assert len(collection_with_label(ax, "over latency target")) == len(done)
 
 
 # -- macro ---------------------------------------------------------------------------------
@@ -263,6 +395,19 @@ def test_save_figures_writes_pngs(tmp_path):
     for path in paths.values():
         data = Path(path).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_save_figures_keeps_figures_newer_than_a_time(tmp_path):
+    summary = load(NB201)
+    summary["best_architecture"] = None  # history and pareto only
+    paths = plots.save_figures(summary, tmp_path)
+    assert set(paths) == {"history", "pareto"}
+    for path in paths.values():
+        os.utime(path, (1000.0, 1000.0))
+    assert plots.save_figures(summary, tmp_path, keep_newer_than=500.0) == paths
+    assert all(Path(path).stat().st_mtime == 1000.0 for path in paths.values())  # kept
+    plots.save_figures(summary, tmp_path, keep_newer_than=2000.0)
+    assert all(Path(path).stat().st_mtime > 2000.0 for path in paths.values())  # redrawn
 
 
 def test_save_figures_macro(tmp_path):

@@ -6,15 +6,37 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from keras_nas.progress import ProgressPrinter, format_duration, shorten
+from keras_nas import plots
 from keras_nas.report import write_report
 
 DATA = Path(__file__).parent / "data"
 NB201 = DATA / "summary_nb201_random.json"
 DARTS = DATA / "summary_darts_small.json"
+# A real search: `keras-nas search --max-trials 4 --epochs 1 --channels 4 --latency-ms 0.05
+# --latency-objective hard` (one trial over the target, two within, one failed measuring latency).
+LATENCY = DATA / "summary_latency_hard.json"
+FIGURES = ["figures/history.png", "figures/pareto.png", "figures/cell.png", "figures/cell_shapes.png"]
+
+
+def cells(line):
+    """The cells of a Markdown table row (`\\|` inside a cell is not a separator)."""
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+
+
+def table(text, first_header):
+    """The Markdown table whose header starts with `first_header`, as a list of dicts."""
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    header = cells(lines[start])
+    rows = []
+    for line in lines[start + 1:]:
+        row = cells(line)
+        if len(row) != len(header):
+            break
+        rows.append(dict(zip(header, row)))
+    return rows
 
 
 @pytest.fixture
@@ -30,9 +52,10 @@ def test_markdown_report_references_figures_and_trials(results_dir):
     assert path == str(results_dir / "report.md")
     text = Path(path).read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert sorted(images) == sorted(["history.png", "pareto.png", "cell.png", "cell_shapes.png"])
-    for name in images:  # saved next to the page, non-empty PNGs
+    assert sorted(images) == sorted(FIGURES)
+    for name in images:  # drawn into the results' figures/ folder, non-empty PNGs
         assert (results_dir / name).read_bytes()[:4] == b"\x89PNG"
+    assert not list(results_dir.glob("*.png"))  # no copies beside figures/
     summary = json.loads(NB201.read_text())
     rows = [line for line in text.splitlines()
             if line.startswith("| ") and ("COMPLETED" in line or "FAILED" in line)]
@@ -47,8 +70,10 @@ def test_markdown_report_references_figures_and_trials(results_dir):
                  "| DARTS (published) | 3.5c | 3 |"):
         assert line in text
     assert "wide and shallow" in text
-    assert "latency: **0.00162 ms**" in text  # from the best trial's metrics
+    assert "faded nodes and edges lie on no input-to-output path" in text  # the cell's caption
+    assert "latency in the search: **0.00162 ms** (trial 04's TFLite export)" in text
     assert "Best model summary" not in text  # no best_model.keras here
+    assert "test accuracy" not in text  # none recorded
 
 
 def test_html_report_with_model_tflite_and_measured_latency(results_dir, tmp_path):
@@ -61,7 +86,7 @@ def test_html_report_with_model_tflite_and_measured_latency(results_dir, tmp_pat
     model.save(results_dir / "best_model.keras")
     (results_dir / "model_int8.tflite").write_bytes(b"\0" * 3072)
     summary = json.loads((results_dir / "summary.json").read_text())
-    summary["best"] = {"latency_ms": 1.234, "device": "pixel-test"}
+    summary["best"] = {"latency_ms": 1.234, "device": "pixel-test", "tflite": "model_int8.tflite"}
     (results_dir / "summary.json").write_text(json.dumps(summary))
     out = tmp_path / "site" / "index.html"
     path = write_report(results_dir, output=out, format="html")
@@ -69,14 +94,71 @@ def test_html_report_with_model_tflite_and_measured_latency(results_dir, tmp_pat
     text = out.read_text()
     assert text.startswith("<!DOCTYPE html>")
     srcs = re.findall(r'<img src="([^"]+)"', text)
-    assert sorted(srcs) == sorted(["history.png", "pareto.png", "cell.png", "cell_shapes.png"])
+    assert sorted(srcs) == sorted(f"../search/{name}" for name in FIGURES)  # linked, not copied
     assert all((out.parent / s).stat().st_size > 1000 for s in srcs)
+    assert not list(out.parent.glob("*.png"))
     assert text.count("<tr>") >= 10 + 6  # trial rows + cell rows
     assert "stem_conv" in text and "classifier" in text  # model.summary() text
     assert "Total params" in text
     assert "model_int8.tflite</code>: 3.0 KiB" in text
-    assert "1.234 ms" in text and "pixel-test" in text
+    assert ("latency of <code>model_int8.tflite</code>: <strong>1.234 ms</strong> median, batch 1, "
+            "on pixel-test") in text
     assert "<script" not in text
+
+
+def test_report_shows_test_accuracy_and_where_latencies_come_from(results_dir):
+    summary = json.loads((results_dir / "summary.json").read_text())
+    summary["best"] = {"test_accuracy": 0.3583333194255829, "tflite": "best_model.tflite",
+                       "latency_ms": 1.234, "latency_p90_ms": 1.5, "device": "pixel-test",
+                       "tflite_top1_agreement": 0.995, "tflite_max_abs_diff": 2.5e-06}
+    (results_dir / "summary.json").write_text(json.dumps(summary))
+    text = Path(write_report(results_dir)).read_text()
+    best = text.split("## Best model")[1].split("##")[0]
+    assert "- test accuracy of the returned model: **0.3583**" in best
+    assert "- latency of `best_model.tflite`: **1.234 ms** median, p90 1.5 ms, batch 1, on pixel-test" in best
+    assert "- latency in the search: **0.00162 ms** (trial 04's TFLite export)" in best
+    assert "- TFLite against Keras: top-1 agreement 0.995, max |difference| 2.5e-06" in best
+    assert "summary[" not in text and "(from " not in text  # no debug strings
+
+
+def test_report_links_the_figures_the_search_wrote(results_dir):
+    drawn = plots.save_figures(results_dir, results_dir / "figures")  # as `keras-nas search` does
+    before = {name: Path(path).stat().st_mtime_ns for name, path in drawn.items()}
+    text = Path(write_report(results_dir)).read_text()
+    assert sorted(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)) == sorted(FIGURES)
+    assert {name: Path(path).stat().st_mtime_ns for name, path in drawn.items()} == before  # not redrawn
+    assert not list(results_dir.glob("*.png"))
+
+
+def test_report_with_latency_target_shows_accuracy_latency_and_reward(tmp_path):
+    d = tmp_path / "latency"
+    d.mkdir()
+    shutil.copy(LATENCY, d / "summary.json")
+    summary = json.loads(LATENCY.read_text())
+    target = summary["latency_target_ms"]
+    text = Path(write_report(d)).read_text()
+    settings = {row["setting"]: row["value"] for row in table(text, "setting")}
+    assert settings["objective"] == "constrained_accuracy (max)"
+    assert settings["latency target"].startswith(f"{target:g} ms, scored by `HardConstraint(")
+    rows = table(text, "#")
+    assert list(rows[0])[4:7] == ["val_accuracy", "latency_ms", "constrained_accuracy"]
+    done = [t for t in summary["trials"] if t["status"] == "COMPLETED"]
+    assert any(t["metrics"]["latency_ms"] > target for t in done)
+    for t, row in zip(summary["trials"], rows):
+        if t not in done:
+            continue
+        m = t["metrics"]
+        assert row["val_accuracy"] == f"{m['val_accuracy']:.4g}"  # the accuracy, never the reward
+        over = " (over target)" if m["latency_ms"] > target else ""
+        assert row["latency_ms"] == f"{m['latency_ms']:.4g}{over}"
+        assert row["constrained_accuracy"] == f"{m['constrained_accuracy']:.4g}"
+    best = [t for t in done if t["trial_id"] == summary["best_trial_id"]][0]
+    assert (f"trial **{best['trial_id']}**, val_accuracy **{best['metrics']['val_accuracy']:.4g}** "
+            f"(search score `constrained_accuracy` {best['score']:.4g})") in text
+    assert (f"latency in the search: **{best['metrics']['latency_ms']:.4g} ms** (trial {best['trial_id']}'s "
+            f"TFLite export), within the {target:g} ms target") in text
+    assert f"test accuracy of the returned model: **{summary['best']['test_accuracy']:.4g}**" in text
+    assert f"The dashed red line is the {target:g} ms latency target" in text
 
 
 def test_report_darts_summary_and_errors(tmp_path):
@@ -95,77 +177,8 @@ def test_report_darts_summary_and_errors(tmp_path):
         write_report(3)
 
 
-# -- progress ------------------------------------------------------------------------------
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_progress_printer_rows_aligned_with_estimates():
-    trials = json.loads(NB201.read_text())["trials"]
-    out, clock = io.StringIO(), FakeClock()
-    progress = ProgressPrinter(max_trials=10, max_time=100, stream=out, clock=clock, arch_width=30)
-    progress.start()
-    rows = []
-    for t in trials[:4]:
-        clock.now += 5.0
-        rows.append(progress.on_trial_end(t))
-    progress.finish()
-    lines = out.getvalue().splitlines()
-    assert lines[0].split() == ["trial", "status", "architecture", "val_accuracy", "best", "elapsed", "remaining"]
-    assert lines[1:5] == rows
-    # Columns line up: every row starts its status column where the header does.
-    status_at = lines[0].index("status")
-    assert all(row[status_at:status_at + 9].strip() in ("COMPLETED", "FAILED") for row in rows)
-    assert rows[0].split()[0] == "1/10"
-    assert rows[3].split()[0] == "4/10"
-    # Trial 3 (id 02) failed: no objective, the best so far is kept.
-    assert "FAILED" in rows[2] and " - " in rows[2]
-    assert rows[2].split()[-3] == "0.2250"
-    # 4 trials in 20 s: 6 left at 5 s each = 30 s, under the 80 s left of max_time.
-    assert rows[3].split()[-2:] == ["20.0s", "~30.0s"]
-    assert rows[3].split()[-3] == "0.2250"  # best of 0.225, 0.200, -, 0.165
-    assert all(len(shorten(t["architecture"], 30)) <= 30 for t in trials)
-    assert lines[-1].startswith("done: 4 of 10 trials in 20.0s; best val_accuracy 0.2250 (trial 00)")
-
-
-def test_progress_printer_time_budget_and_min_direction():
-    out, clock = io.StringIO(), FakeClock()
-    progress = ProgressPrinter(max_time=60, objective="val_loss", direction="min", stream=out, clock=clock)
-    clock.now += 50
-    row = progress({"trial_id": "0", "status": "COMPLETED", "architecture": None,
-                    "hyperparameters": {"units": 32}, "metrics": {"val_loss": 0.7}})
-    assert "units=32" in row and row.split()[0] == "1"
-    assert row.split()[-1] == "~10.0s"  # only the time budget is known
-    clock.now += 5
-    row = progress({"trial_id": "1", "status": "COMPLETED", "architecture": "b", "metrics": {"val_loss": 0.5}})
-    assert row.split()[-4:-2] == ["0.5000", "0.5000"]
-    row = progress({"trial_id": "2", "status": "COMPLETED", "architecture": "c", "metrics": {}, "score": 0.9})
-    assert row.split()[-3] == "0.5000"  # the score 0.9 is worse for a min objective
-    assert out.getvalue().count("\n") == 4  # header + 3 rows
-
-
-def test_progress_printer_validation_and_formatting():
-    with pytest.raises(ValueError, match="max_trials"):
-        ProgressPrinter(max_trials=0)
-    with pytest.raises(ValueError, match="max_time"):
-        ProgressPrinter(max_time=-1)
-    with pytest.raises(ValueError, match="direction"):
-        ProgressPrinter(direction="up")
-    with pytest.raises(TypeError, match="trial"):
-        ProgressPrinter(stream=io.StringIO()).on_trial_end("trial 1")
-    assert format_duration(4.25) == "4.2s"
-    assert format_duration(125) == "2m05s"
-    assert format_duration(7380) == "2h03m"
-    assert format_duration(None) == "?"
-    assert shorten("abcdefghij", 5) == "ab…ij"
-    assert np.isclose(len(shorten("x" * 100, 20)), 20)
-
-
 # -- a real small search: figures, report, TensorBoard HParams -----------------------------
+@pytest.mark.slow
 def test_real_search_figures_report_and_tensorboard_hparams(tmp_path):
     """A 2-trial search on 240 digits: every figure that applies is drawn from its summary,
     the report references them, and KerasTuner's TensorBoard HParams logging still works."""
@@ -200,7 +213,7 @@ def test_real_search_figures_report_and_tensorboard_hparams(tmp_path):
     assert len(plots.plot_cell_shapes(results).axes[0].collections[0].get_offsets()) == len(done)
 
     page = Path(write_report(results, format="markdown")).read_text()
-    for name in ("history.png", "pareto.png", "cell.png", "cell_shapes.png"):
+    for name in FIGURES:
         assert f"]({name})" in page and (results / name).stat().st_size > 1000
     for t in summary["trials"]:
         assert f"`{t['architecture']}`".replace("|", "\\|") in page
