@@ -12,6 +12,7 @@ keras-nas search --dataset split.npz --space mobilenet --strategy random --max-t
 """
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -172,15 +173,17 @@ def _one_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def import_tensorflow_quietly(show_logs=False):
-    """Imports TensorFlow with its start-up lines (CUDA probing, CPU features) hidden.
+@contextlib.contextmanager
+def native_logs_hidden(show=False):
+    """Hides what native (C++) code prints on standard error inside the block.
 
-    They are printed by TensorFlow's C++ code before its log level applies, so the process'
-    standard error is pointed at a temporary file for the import; if the import fails, what
-    it printed is shown. With `show_logs=True` nothing is hidden.
+    TensorFlow's start-up lines (CUDA probing, CPU features) and LiteRT's "Created TensorFlow
+    Lite XNNPACK delegate" are printed before any log level applies, so the process' standard
+    error is pointed at a temporary file meanwhile; if the block raises, what was printed is
+    shown. With `show=True` nothing is hidden (`keras-nas --tf-logs`).
     """
-    if show_logs:
-        import tensorflow  # noqa: F401
+    if show:
+        yield
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
@@ -188,7 +191,7 @@ def import_tensorflow_quietly(show_logs=False):
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            yield
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)
@@ -207,7 +210,8 @@ def main(argv=None):
         return exit_.code
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
-        import_tensorflow_quietly(show_logs=args.tf_logs)
+        with native_logs_hidden(show=args.tf_logs):
+            import tensorflow  # noqa: F401
         from keras_nas import cli
 
         return cli.COMMANDS[args.command](args)

@@ -6,7 +6,7 @@ does not import TensorFlow); `COMMANDS` maps each command to its function here.
 
 import os
 
-from keras_nas_cli import CommandError, main  # noqa: F401  (`python -m keras_nas.cli`)
+from keras_nas_cli import CommandError, main, native_logs_hidden  # noqa: F401  (`main`: `python -m keras_nas.cli`)
 
 
 def run_search(args):
@@ -43,7 +43,7 @@ def run_search(args):
         x_check = x_test
     print(f"wrote {search.best_model_path}")
     if not args.no_export:
-        _export_and_measure(search, x_check[:200])
+        _export_and_measure(search, x_check[:200], show_logs=args.tf_logs)
     if not args.no_figures:
         from keras_nas import plots
 
@@ -54,12 +54,13 @@ def run_search(args):
     return 0
 
 
-def _export_and_measure(search, x_check):
+def _export_and_measure(search, x_check, show_logs=False):
     """Writes the best model as float TFLite beside it and measures its latency here."""
     from keras_nas import hardware
 
     path = os.path.join(search.results_dir, "best_model.tflite")
-    report = hardware.export_tflite(search.best_model, path, verify_data=x_check)
+    with native_logs_hidden(show=show_logs):  # LiteRT's "Created ... XNNPACK delegate"
+        report = hardware.export_tflite(search.best_model, path, verify_data=x_check)
     stats = hardware.measure_latency(path, runs=50, warmup=10, threads=1)
     search.record_best(
         tflite=os.path.basename(path), tflite_bytes=report.size_bytes,
@@ -81,9 +82,11 @@ def run_export(args):
     output = args.output or os.path.splitext(args.model)[0] + (
         f"_{args.quantize}.tflite" if args.quantize else ".tflite")
     sample = _calibration_data(args.dataset, model, args.data_dir)
-    report = hardware.export_tflite(
-        model, output, quantization=args.quantize,
-        representative_data=sample if args.quantize == "int8" else None, verify_data=sample)
+    with native_logs_hidden(show=args.tf_logs):
+        report = hardware.export_tflite(
+            model, output, quantization=args.quantize,
+            representative_data=sample if args.quantize == "int8" else None,
+            verify_data=sample)
     agreement = "" if report.num_samples == 0 else (
         f"; top-1 agreement {report.top1_agreement:.4f}, max |diff| {report.max_abs_diff:.3g} "
         f"on {report.num_samples} examples")

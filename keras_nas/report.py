@@ -357,6 +357,9 @@ def build_document(summary, results_dir, figures, fmt="markdown"):
     ]
     if target is not None:
         reward = summary.get("latency_objective") or objective
+        if isinstance(reward, dict):  # {"name", "class", settings...}
+            reward = f"{reward.get('class', reward.get('name'))}(" + ", ".join(
+                f"{k}={v!r}" for k, v in reward.items() if k not in ("name", "class")) + ")"
         settings.insert(3, ["latency target", f"{target:g} ms, scored by `{reward}`"])
     doc.table(["setting", "value"], settings)
 

@@ -575,7 +575,7 @@ class Search:
             "objective": (objective if isinstance(objective, str) else
                           {"name": objective.name, "direction": objective.direction}),
             "latency_target_ms": self.latency_ms,
-            "latency_objective": repr(self.reward) if self.reward is not None else None,
+            "latency_objective": self._reward_config(),
             "hardware": self.hardware,
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -759,7 +759,7 @@ class Search:
             "max_time": self.max_time,
             "epochs": self.epochs,
             "latency_target_ms": self.latency_ms,
-            "latency_objective": repr(self.reward) if self.reward is not None else None,
+            "latency_objective": self._reward_config(),
             "seed": self.seed,
             "input_shape": list(self.data.input_shape) if self.data else None,
             "num_classes": self.data.num_classes if self.data else None,
@@ -774,6 +774,13 @@ class Search:
             "controller_history": self._controller_history(),
             "trials": trials,
         }
+
+    def _reward_config(self):
+        """The latency reward as data: its score's name, its class and its settings."""
+        if self.reward is None:
+            return None
+        return {"name": self.reward.name, "class": type(self.reward).__name__,
+                **self.reward.get_config()}
 
     def _oneshot_summary(self):
         """The weight-sharing phase of a one-shot search (without its controller history)."""

@@ -37,16 +37,21 @@ def test_search_command_writes_model_and_summary(searched):
     assert model.output_shape == (None, 10)
 
 
-def test_console_script_runs_with_no_arguments_but_the_output(tmp_path):
-    # The installed `keras-nas` entry point, in a fresh process, on the embedded default data.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+def test_console_script_runs_and_prints_only_its_own_lines(tmp_path):
+    # The installed `keras-nas` entry point, in a fresh process, on the embedded default data;
+    # TensorFlow's start-up lines and LiteRT's delegate line stay hidden.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run(
-        [sys.executable, "-m", "keras_nas.cli", "search", "--output", str(tmp_path / "r"),
-         "--max-trials", "1", "--epochs", "1", "--channels", "4", "--quiet"],
+        [*_console_script(), "search", "--output", str(tmp_path / "r"), "--max-trials", "1",
+         "--epochs", "1", "--channels", "4", "--cells", "1", "--quiet"],
         capture_output=True, text=True, env=env, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "r" / "best_model.keras").exists()
+    assert result.stderr == ""
+    assert "XNNPACK" not in result.stdout and all(
+        line.startswith(("best architecture:", "test accuracy:", "wrote "))
+        for line in result.stdout.splitlines()), result.stdout
 
 
 @pytest.mark.parametrize("argv, message", [
