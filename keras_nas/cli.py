@@ -69,7 +69,7 @@ def _export_and_measure(search, x_check, show_logs=False):
         device=f"this machine ({stats.runtime}, {stats.threads} thread)",
     )
     print(f"wrote {path} ({report.size_bytes} bytes; max |TFLite - Keras| = "
-          f"{report.max_abs_diff:.2e}; latency {stats.median_ms:.3f} ms median, batch 1)")
+          f"{report.max_abs_diff:.2e}; latency {_latency_text(stats)}, batch 1)")
 
 
 def run_export(args):
@@ -93,8 +93,7 @@ def run_export(args):
     print(f"wrote {output} ({report.size_bytes} bytes, {args.quantize or 'float32'}{agreement})")
     if args.latency:
         stats = hardware.measure_latency(output, runs=args.runs, threads=1)
-        print(f"latency: {stats.median_ms:.3f} ms median, {stats.p90_ms:.3f} ms p90 "
-              f"({stats.runs} runs, batch 1, {stats.runtime})")
+        print(f"latency: {_latency_text(stats)} ({stats.runs} runs, batch 1, {stats.runtime})")
     return 0
 
 
@@ -145,10 +144,17 @@ def run_latency(args):
     device = hardware.RemoteDevice(args.url, token=args.token) if args.url else None
     stats = hardware.measure_latency(model, runs=args.runs, warmup=args.warmup,
                                      threads=args.threads, device=device)
-    print(f"latency: {stats.median_ms:.3f} ms median, {stats.p90_ms:.3f} ms p90, "
-          f"{stats.mean_ms:.3f} ± {stats.std_ms:.3f} ms ({stats.runs} runs, batch 1, "
-          f"{stats.threads} thread(s), {stats.runtime}, {stats.device})")
+    print(f"latency: {_latency_text(stats)} ({stats.runs} runs, batch 1, {stats.threads} "
+          f"thread(s), {stats.runtime}, {stats.device})")
     return 0
+
+
+def _latency_text(stats):
+    """`0.123 ms (1.31 x the reference's 0.094 ms)` for a paired measurement."""
+    if stats.reference is not None:
+        return (f"{stats.median_ms:.3f} ms ({stats.ratio:.3f} x the reference model's "
+                f"{stats.reference['calibrated_ms']:.3f} ms, timed interleaved with it)")
+    return f"{stats.median_ms:.3f} ms median, {stats.p90_ms:.3f} ms p90"
 
 
 def run_report(args):

@@ -6,7 +6,12 @@ import urllib.parse
 import urllib.request
 
 from keras_nas.hardware.export import is_tflite
-from keras_nas.hardware.latency import LatencyStats
+from keras_nas.hardware.latency import (
+    PROTOCOLS,
+    _calibration_for,
+    reference_tflite,
+    stats_from_result,
+)
 
 
 class RemoteDeviceError(RuntimeError):
@@ -19,6 +24,11 @@ class RemoteDeviceError(RuntimeError):
 
 class RemoteDevice:
     """A device running `tools/litert_server.py`, used as `measure_latency(..., device=...)`.
+
+    The server runs the same timing protocol as a local measurement (paired with the
+    reference model by default; the client sends the reference with each model) and the
+    reference is calibrated on the device itself (`calibrate_reference(device)`, cached by
+    the device's fingerprint from `/health`).
 
     Args:
         url: base URL of the server, e.g. `"http://192.168.1.20:8765"`.
@@ -48,6 +58,7 @@ class RemoteDevice:
         self.token = token
         self.timeout = float(timeout)
         self.name = name or self.url
+        self._fingerprint = None
 
     def __repr__(self):
         return f"RemoteDevice({self.url!r})"
@@ -74,25 +85,65 @@ class RemoteDevice:
             raise RemoteDeviceError(f"Could not reach the latency server at {self.url}: {e}") from e
 
     def health(self):
-        """The server's `/health` answer as a dict."""
+        """The server's `/health` answer as a dict. Example: `device.health()["runtime"]`."""
         return self._request("GET", "/health")
 
-    def measure(self, tflite_bytes, runs=50, warmup=10, threads=1, xnnpack=True):
-        """Sends a `.tflite` to the server and returns its `LatencyStats` (device = URL).
+    def fingerprint(self):
+        """What identifies the device for a calibration (host, CPU, cores, runtime).
+
+        From the server's `/health`; a server too old to tell is identified by its URL.
+
+        Example: `device.fingerprint()["runtime"]`.
+        """
+        if self._fingerprint is None:
+            health = self.health()
+            self._fingerprint = health.get("fingerprint") or {
+                "url": self.url, "runtime": health.get("runtime")}
+        return self._fingerprint
+
+    def calibrate(self, seconds=4.0, threads=1, xnnpack=True):
+        """Times the reference model alone on the device; the protocol's raw answer (a dict).
+
+        Use `keras_nas.hardware.calibrate_reference(device)`, which caches the result.
+
+        Example: `device.calibrate(seconds=2)["median_ms"]`.
+        """
+        query = urllib.parse.urlencode({"protocol": "calibrate", "seconds": float(seconds),
+                                        "threads": int(threads), "xnnpack": 1 if xnnpack else 0})
+        return self._request("POST", "/measure?" + query, data=reference_tflite())
+
+    def measure(self, tflite_bytes, runs=50, warmup=10, threads=1, xnnpack=True,
+                protocol="paired", calibration=None):
+        """Sends a `.tflite` to the server and returns its `LatencyStats` (device = name).
+
+        With `protocol="paired"` the reference model travels in the same request (its bytes
+        first, `reference_bytes=N` in the query) and the server times the two interleaved.
 
         Args:
             tflite_bytes: the model flatbuffer.
-            runs, warmup, threads, xnnpack: as for `measure_latency`.
+            runs, warmup, threads, xnnpack, protocol, calibration: as for `measure_latency`.
+
+        Example: `device.measure(data, runs=50).median_ms`.
         """
         if not is_tflite(tflite_bytes):
             raise ValueError("`tflite_bytes` is not a TFLite flatbuffer (no 'TFL3' identifier).")
-        query = urllib.parse.urlencode(
-            {"runs": int(runs), "warmup": int(warmup), "threads": int(threads),
-             "xnnpack": 1 if xnnpack else 0}
-        )
-        answer = self._request("POST", "/measure?" + query, data=bytes(tflite_bytes))
-        return LatencyStats.from_times(
-            answer["times_ms"], threads=int(answer["threads"]), xnnpack=bool(answer["xnnpack"]),
-            warmup=int(answer["warmup"]), runtime=answer.get("runtime", ""), device=self.name,
-            size_bytes=int(answer.get("size_bytes", len(tflite_bytes))),
-        )
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"`protocol` must be one of {PROTOCOLS}, got {protocol!r}.")
+        params = {"runs": int(runs), "warmup": int(warmup), "threads": int(threads),
+                  "xnnpack": 1 if xnnpack else 0, "protocol": protocol}
+        body = bytes(tflite_bytes)
+        if protocol == "paired":
+            calibration = _calibration_for(calibration, self, int(threads), xnnpack)
+            reference = reference_tflite()
+            params.update(reference_bytes=len(reference), quiet_ms=calibration.median_ms)
+            body = reference + body
+        answer = self._request("POST", "/measure?" + urllib.parse.urlencode(params), data=body)
+        answer.setdefault("ok", True)
+        if protocol == "paired" and "ratio" not in answer:
+            raise RemoteDeviceError(
+                f"{self.url} answered without a paired result: the server predates the paired "
+                "protocol; update tools/litert_server.py on the device or pass protocol='single'.")
+        return stats_from_result(
+            answer, calibration, threads=int(answer["threads"]),
+            xnnpack=bool(answer["xnnpack"]), warmup=int(answer["warmup"]), device=self.name,
+            size_bytes=int(answer.get("size_bytes", len(tflite_bytes))))
