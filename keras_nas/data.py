@@ -36,6 +36,12 @@ class SearchData:
     def is_dataset(self):
         return not isinstance(self.train, tuple)
 
+    def sizes(self):
+        """`(training, validation)` example counts (batches for a dataset of unknown size)."""
+        if not self.is_dataset:
+            return len(self.train[0]), len(self.validation[0])
+        return tuple(max(1, int(d.cardinality())) for d in (self.train, self.validation))
+
     def train_and_validation(self):
         """The training and validation data joined (for retraining the found model)."""
         if self.is_dataset:

@@ -15,6 +15,11 @@ import numpy as np
 from keras_nas import data as data_lib
 from keras_nas import summary as summary_lib
 from keras_nas import trial_memory
+from keras_nas.budget import EpochTimer, StopAtDeadline, TimeBudget
+from keras_nas.final_model import check_policy, estimate_seconds, make_final_model
+from keras_nas.pruning import SuccessiveHalving
+from keras_nas.schedules import CosineLearningRate
+from keras_nas.sizing import sized_space_kwargs
 from keras_nas.oracles.registry import make_oracle
 from keras_nas.progress import ProgressPrinter
 from keras_nas.spaces import Space, get_space
@@ -27,33 +32,43 @@ class NASTuner(keras_tuner.Tuner):
 
     On top of `keras_tuner.Tuner` it: honours Hyperband's per-trial epochs and warm starts for
     any oracle; fails a trial whose loss becomes NaN; records every trial's parameter count,
-    build and fit seconds; stops proposing trials after a wall-clock deadline; seeds each
-    trial's weights; and tells a listener about every trial that ends (for `summary.json`
-    and progress). It stays a plain KerasTuner tuner: any `Oracle`, resume, and the
-    distributed chief/worker mode work as they do for KerasTuner's own tuners.
+    build, fit and per-epoch seconds; keeps to a wall-clock budget (no trial starts when too
+    little is left, and a running one stops at the deadline); stops trials early by
+    successive halving; trains every candidate with the same learning-rate schedule; seeds
+    each trial's weights; and tells a listener about every trial that ends (for
+    `summary.json` and progress). It stays a plain KerasTuner tuner: any `Oracle`, resume,
+    and the distributed chief/worker mode work as they do for KerasTuner's own tuners.
 
     Args:
         oracle: a `keras_tuner.Oracle`.
         hypermodel: the search space (a `keras_nas.spaces.Space` or any `HyperModel`).
         seed: optional integer; trial `n` trains with `keras.utils.set_random_seed(seed + n)`.
-        max_time: optional wall-clock budget in seconds, counted from `search()`; no trial
-            starts after it.
+        max_time: optional wall-clock budget in seconds, counted from `search()` (a simple
+            form of `budget`).
+        budget: optional `keras_nas.budget.TimeBudget`: the trials end by its
+            `search_deadline()`, which keeps back time for what follows the search.
+        halving: optional `keras_nas.pruning.SuccessiveHalving` over the trials' epochs (not
+            applied to Hyperband's trials, which have a schedule of their own).
+        schedule: optional `fn(epochs) -> [keras callbacks]`, the learning-rate schedule of
+            every trial (e.g. `lambda epochs: [CosineLearningRate()]`).
         on_trial_end_callback: optional `fn(tuner, trial)` called after a trial has ended.
         **kwargs: passed to `keras_tuner.Tuner` (`directory`, `project_name`, `overwrite`...).
     """
 
-    def __init__(self, oracle, hypermodel, seed=None, max_time=None,
-                 on_trial_end_callback=None, hardware=None, latency_predictor=None,
-                 latency_device=None, reward=None, **kwargs):
+    def __init__(self, oracle, hypermodel, seed=None, max_time=None, budget=None,
+                 halving=None, schedule=None, on_trial_end_callback=None, hardware=None,
+                 latency_predictor=None, latency_device=None, reward=None, **kwargs):
         self.seed = seed
         self.max_time = max_time
+        self.budget = budget
+        self.halving = halving
+        self.schedule = schedule
         self.hardware = hardware
         self.latency_predictor = latency_predictor
         self.latency_device = latency_device
         self.reward = reward
         self.on_trial_end_callback = on_trial_end_callback
         self.timings = {}
-        self._deadline = None
         super().__init__(oracle, hypermodel, **kwargs)
 
     def search(self, *args, **kwargs):
@@ -84,13 +99,25 @@ class NASTuner(keras_tuner.Tuner):
     # -- budget -------------------------------------------------------------------------
     def on_search_begin(self):
         super().on_search_begin()
-        if self.max_time is not None:
-            self._deadline = time.time() + self.max_time
+        if self.budget is None and self.max_time is not None:
+            self.budget = TimeBudget(self.max_time)
 
     def pre_create_trial(self):
-        if self._deadline is not None and time.time() >= self._deadline:
+        if self.budget is not None and self.budget.search_left() < self._start_cost():
             # The oracle stops once its trial count reaches `max_trials`.
             self.oracle.max_trials = len(self.oracle.trials)
+
+    def _start_cost(self):
+        """Seconds a new trial needs to learn anything: build, trace and one epoch (the median
+        of the trials so far; 0 before the first, which always starts)."""
+        costs = sorted((t.get("build_s") or 0.0) + (t.get("first_epoch_extra_s") or 0.0)
+                       + t["epoch_s"] for t in self.timings.values()
+                       if t.get("epoch_s") is not None)
+        return costs[len(costs) // 2] if costs else 0.0
+
+    def training_callbacks(self, epochs):
+        """The learning-rate schedule every candidate trains with (also the final model)."""
+        return list(self.schedule(epochs)) if self.schedule is not None else []
 
     # -- one trial ----------------------------------------------------------------------
     def on_trial_begin(self, trial):
@@ -126,9 +153,18 @@ class NASTuner(keras_tuner.Tuner):
         callbacks = self._deepcopy_callbacks(callbacks or [])
         self._configure_tensorboard_dir(callbacks, trial)
         best_epoch = BestEpochWeights(self._epoch_objective())
+        timer = EpochTimer()
         # The optimizer's and metrics' variables are made before the training step is traced,
         # so it is traced once (training_state.py).
-        callbacks += [BuildTrainingState(x, y), best_epoch, keras.callbacks.TerminateOnNaN()]
+        callbacks += [BuildTrainingState(x, y), best_epoch, timer,
+                      keras.callbacks.TerminateOnNaN(), *self.training_callbacks(epochs)]
+        rung_stop = deadline_stop = None
+        if self.halving is not None and "tuner/epochs" not in hp.values:
+            rung_stop = self.halving.callback(self._epoch_objective())
+            callbacks.append(rung_stop)
+        if self.budget is not None and self.budget.limited:
+            deadline_stop = StopAtDeadline(self.budget.search_deadline)
+            callbacks.append(deadline_stop)
         if y is None:  # a tf.data.Dataset: it shuffles itself, or not, as its author chose
             fit_kwargs.setdefault("shuffle", False)
         with _quiet_dead_edges():
@@ -138,7 +174,16 @@ class NASTuner(keras_tuner.Tuner):
                 callbacks=callbacks, verbose=verbose, **fit_kwargs,
             )
         fitted = time.perf_counter()
+        self.timings[trial.trial_id].update(
+            epoch_s=timer.steady_epoch_s(), first_epoch_extra_s=timer.first_epoch_extra_s(),
+            best_epoch=best_epoch.best_epoch, epochs_trained=len(timer.seconds),
+            stopped_at_rung=rung_stop.stopped_at if rung_stop is not None else None,
+            stopped_by_time=bool(deadline_stop is not None and deadline_stop.stopped_early),
+        )
 
+        if deadline_stop is not None and deadline_stop.stopped_early and not history.history:
+            raise keras_tuner.errors.FailedTrialError(
+                "The time budget ended the trial before its first epoch did.")
         losses = history.history.get("loss", [])
         if any(not math.isfinite(v) for v in losses):
             raise keras_tuner.errors.FailedTrialError(
@@ -218,11 +263,37 @@ class NASTuner(keras_tuner.Tuner):
     def get_state(self):
         state = super().get_state()
         state["timings"] = self.timings
+        if self.halving is not None:
+            state["halving"] = self.halving.get_state()
         return state
 
     def set_state(self, state):
         super().set_state(state)
         self.timings = state.get("timings", {})
+        if self.halving is not None and "halving" in state:
+            self.halving.set_state(state["halving"])
+
+
+#: `max_trials` when it is not given: this many without `max_time`, else no limit but time.
+DEFAULT_MAX_TRIALS = 10
+NO_TRIAL_LIMIT = 100_000
+#: The most candidates of a one-shot search trained stand-alone.
+ONESHOT_CANDIDATES = 10
+
+#: The retraining's epochs relative to a trial's, by default: the search finds its best
+#: architecture early (the best validation accuracy stops rising after a third of the trials in
+#: `docs/BENCHMARKS.md` §5), and 20 epochs test about 0.5 points above 10 on mnist2500.
+FINAL_EPOCHS_FACTOR = 4
+
+#: The most of `max_time` kept back for the final model (a retraining then trains the epochs
+#: that fit in it).
+FINAL_SHARE = 0.35
+
+#: Seconds kept back for saving the returned model (measured: 0.3-1.5 s).
+_SAVE_S = 2.0
+
+#: `learning_rate_schedule` name -> `fn(epochs) -> callbacks` for `NASTuner(schedule=...)`.
+SCHEDULES = {"cosine": lambda epochs: [CosineLearningRate()], None: None}
 
 
 class SearchFailedError(RuntimeError):
@@ -323,7 +394,8 @@ class Search:
             `"reinforce"`, `"evolution"`: `keras_nas.oracles.STRATEGIES`), a one-shot
             weight-sharing search (`"darts"`, `"spos"`, `"enas"`: one supernet trained for
             `epochs`, then the found architecture retrained), or a `keras_tuner.Oracle`.
-        max_trials: the most architectures to train.
+        max_trials: the most architectures to train (default: 10, or as many as `max_time`
+            allows when it is given).
         epochs: training epochs per trial (Hyperband's largest budget).
         batch_size: batch size for numpy inputs.
         objective: the metric to optimize, with its direction (`"val_accuracy"` by default);
@@ -334,15 +406,32 @@ class Search:
             `best_model.keras` are written to `directory/project_name`. Running the same
             search again resumes it (KerasTuner's rule) unless `overwrite=True`.
         overwrite: start afresh, discarding an earlier search of the same name.
-        retrain: if True (the default), the returned model is the best architecture trained
-            anew on training + validation data for `retrain_epochs`; if False, it is the
-            best trial's own checkpoint.
-        retrain_epochs: epochs of the retraining (default: `epochs`).
-        max_time: optional wall-clock budget in seconds; no trial starts after it.
+        final_model: what is returned (`keras_nas.final_model`): `"retrain"` (the default)
+            trains the best trial's architecture anew on training + validation data for
+            `final_epochs`; `"checkpoint"` returns the best trial's own weights. A retraining
+            that does not fit in what `max_time` leaves falls back to the checkpoint.
+            `summary["final_model"]` records what was done and what it was checked on.
+        final_epochs: epochs of the retraining (default: 4 x `epochs`); with `max_time`, as
+            many of them as fit in what is left (at least the best trial's best epoch count,
+            else the checkpoint is returned).
+        max_time: optional wall-clock budget in seconds for the whole call: trials, the
+            final model and saving it. Time for the final model is kept back from what the
+            trials measured; no trial starts when too little is left, and a running trial
+            stops at the deadline.
+        successive_halving: stop trials early at 1, 3, 9, ... epochs unless they are in the
+            top third of what reached that epoch (`keras_nas.pruning`); not with Hyperband,
+            which has its own schedule.
+        learning_rate_schedule: `"cosine"` (the default: the learning rate decays from the
+            space's to 0 over each training) or None.
+        time_after_search: seconds of `max_time` the caller keeps for its own work after
+            `fit` returns (the command's TFLite export and figures).
         max_consecutive_failed_trials: stop when this many trials in a row fail.
         max_retries_per_trial: reruns of a trial that raised before it counts as failed.
         verbose: 0 silent, 1 a table row per trial, 2 also Keras' progress bars.
-        space_kwargs: keyword arguments for a space given by name.
+        space_kwargs: keyword arguments for a space given by name. A cell space given by
+            name is sized to the data and `max_time` (`keras_nas.sizing`: cells at up to
+            16x16, 16 channels, one cell per stage unless the budget affords more); what
+            `space_kwargs` sets always wins.
         strategy_kwargs: keyword arguments for a strategy given by name.
         on_trial_end: optional `fn(record)` called with each finished trial's record (a dict
             as in `summary["trials"]`), after `summary.json` is written.
@@ -371,19 +460,33 @@ class Search:
     ```
     """
 
-    def __init__(self, space="cell", strategy="bayesian", *, max_trials=10, epochs=5,
+    def __init__(self, space="cell", strategy="bayesian", *, max_trials=None, epochs=5,
                  batch_size=32, objective="val_accuracy", seed=None,
                  directory="keras_nas_results", project_name="search", overwrite=False,
-                 retrain=True, retrain_epochs=None, max_time=None,
+                 final_model="retrain", final_epochs=None, max_time=None,
+                 successive_halving=True, learning_rate_schedule="cosine",
+                 time_after_search=0.0,
                  max_consecutive_failed_trials=3, max_retries_per_trial=0, verbose=1,
                  space_kwargs=None, strategy_kwargs=None, on_trial_end=None,
                  latency_ms=None, latency_objective="mnasnet", hardware=None,
                  latency_predictor=None, latency_device=None):
+        if max_trials is None:  # bounded by the time budget when there is one
+            max_trials = DEFAULT_MAX_TRIALS if max_time is None else NO_TRIAL_LIMIT
         self.max_trials = _positive_int(max_trials, "max_trials")
         self.epochs = _positive_int(epochs, "epochs")
         self.batch_size = _positive_int(batch_size, "batch_size")
-        self.retrain_epochs = (self.epochs if retrain_epochs is None
-                               else _positive_int(retrain_epochs, "retrain_epochs"))
+        self.final_model = check_policy(final_model)
+        self.final_epochs = (FINAL_EPOCHS_FACTOR * self.epochs if final_epochs is None
+                             else _positive_int(final_epochs, "final_epochs"))
+        self.successive_halving = bool(successive_halving)
+        if not (isinstance(time_after_search, (int, float)) and time_after_search >= 0):
+            raise ValueError("`time_after_search` must be a number of seconds >= 0, "
+                             f"got {time_after_search!r}.")
+        self.after_search_s = float(time_after_search)
+        if learning_rate_schedule not in SCHEDULES:
+            raise ValueError(f"`learning_rate_schedule` must be one of {list(SCHEDULES)}, "
+                             f"got {learning_rate_schedule!r}.")
+        self.learning_rate_schedule = learning_rate_schedule
         self.max_consecutive_failed_trials = _positive_int(
             max_consecutive_failed_trials, "max_consecutive_failed_trials")
         if isinstance(max_retries_per_trial, bool) or not isinstance(
@@ -406,7 +509,6 @@ class Search:
         self.directory = os.fspath(directory)
         self.project_name = project_name
         self.overwrite = bool(overwrite)
-        self.retrain = bool(retrain)
         self.verbose = int(verbose)
         if on_trial_end is not None and not callable(on_trial_end):
             raise ValueError(f"`on_trial_end` must be callable, got {on_trial_end!r}.")
@@ -435,6 +537,7 @@ class Search:
         if self.reward is not None:
             self.objective = self.reward.keras_tuner_objective()
         self.space = self._resolve_space(space, space_kwargs or {})
+        self._space_arg, self._space_kwargs = space, dict(space_kwargs or {})
         self.space_name = space if isinstance(space, str) else type(space).__name__
         self.strategy = strategy
         self.strategy_name = strategy if isinstance(strategy, str) else type(strategy).__name__
@@ -450,6 +553,8 @@ class Search:
             raise ValueError(f"One-shot `strategy`={strategy!r} needs a keras_nas space, "
                              f"got {type(self.space).__name__}.")
         self.tuner = None
+        self.budget = None
+        self.final_model_info = None
         self.oneshot_search = None
         self.oneshot_result = None
         self.resumed = False
@@ -520,23 +625,31 @@ class Search:
                 log folder per trial, with KerasTuner's HParams).
         """
         self._started = time.time()
+        self.budget = TimeBudget(self.max_time, started=self._started)
+        if self.after_search_s:
+            self.budget.reserve("after_search", self.after_search_s)
+        previous = None if self.overwrite else self._previous_settings()
+        if self.seed is None:
+            # One seed for everything, the validation split included: the folder's when the
+            # search resumes, else a fresh one that summary.json records.
+            recorded = (previous or {}).get("seed")
+            self.seed = int(recorded) if recorded is not None else secrets.randbelow(2**31)
         self.data = data_lib.prepare(
             x, y, validation_data=validation_data, validation_split=validation_split,
             dataset=dataset, data_dir=data_dir, num_classes=num_classes,
             batch_size=self.batch_size, seed=self.seed,
         )
-        if isinstance(self.space, Space):
-            self.space.configure(input_shape=self.data.input_shape,
-                                 num_classes=self.data.num_classes)
+        self._size_space(previous)
         if self.oneshot and self.data.is_dataset:
             raise ValueError(f"`x`: strategy {self.strategy!r} takes numpy arrays, "
                              "not a tf.data.Dataset.")
         self._check_output_dir()
-        self._start_or_resume()
+        self._start_or_resume(previous)
         oracle = self._oneshot_oracle() if self.oneshot else self._make_oracle()
         self._progress = self._progress_printer() if self.verbose >= 1 else None
         self.tuner = NASTuner(
-            oracle, self.space, seed=self.seed, max_time=self._time_left(),
+            oracle, self.space, seed=self.seed, budget=self.budget,
+            halving=self._halving(oracle), schedule=SCHEDULES[self.learning_rate_schedule],
             on_trial_end_callback=self._on_trial_end, hardware=self.hardware,
             latency_predictor=self.latency_predictor, latency_device=self.latency_device,
             reward=self.reward, directory=self.directory, project_name=self.project_name,
@@ -563,6 +676,27 @@ class Search:
         self._finish()
         self._write_summary()
         return self
+
+    def _size_space(self, previous=None):
+        """Sizes a space given by name to the data and budget (`keras_nas.sizing`).
+
+        A resumed search keeps the sizes its folder recorded (`previous`), so extending its
+        `max_time` continues the same search."""
+        if isinstance(self._space_arg, str):
+            kwargs = sized_space_kwargs(self._space_arg, self.data.input_shape,
+                                        self.data.sizes()[0], self.epochs, self.max_time,
+                                        self._space_kwargs)
+            recorded = (previous or {}).get("space_config") or {}
+            if (previous or {}).get("space") == self._space_arg:
+                kwargs.update({k: recorded[k] for k in kwargs
+                               if k in recorded and k not in self._space_kwargs})
+            self.space = self._configured(self._resolve_space(self._space_arg, kwargs))
+        elif isinstance(self.space, Space):
+            self._configured(self.space)
+
+    def _configured(self, space):
+        return space.configure(input_shape=self.data.input_shape,
+                               num_classes=self.data.num_classes)
 
     # -- one folder, one search ---------------------------------------------------------
     def settings(self):
@@ -596,15 +730,12 @@ class Search:
             return {"keras_tuner_project": True}
         return None
 
-    def _start_or_resume(self):
-        """Resumes the search this folder holds, or starts a new one (recording its settings
-        before any work); another search in the folder is a `ValueError`, raised before
-        anything in the folder changes."""
-        previous = self._previous_settings()
+    def _start_or_resume(self, previous):
+        """Resumes the search this folder holds (`previous`: its settings), or starts a new
+        one (recording its settings before any work); another search in the folder is a
+        `ValueError`, raised before anything in the folder changes."""
         self.resumed = previous is not None and not self.overwrite
         if self.resumed:
-            if self.seed is None and previous.get("seed") is not None:
-                self.seed = int(previous["seed"])  # a resumed search keeps its seed
             differences = _differences(previous, self.settings())
             if differences:
                 raise ValueError(
@@ -614,8 +745,6 @@ class Search:
             return
         if self.overwrite and os.path.isdir(self.results_dir):
             shutil.rmtree(self.results_dir)
-        if self.seed is None:
-            self.seed = secrets.randbelow(2**31)  # recorded, so the run can be repeated
         os.makedirs(self.results_dir, exist_ok=True)
         self._write_summary()
 
@@ -655,7 +784,8 @@ class Search:
                 "candidates_evaluated": found.num_evaluated, "history": found.history,
                 "controller_history": list(history) if history else None,
                 "candidates": [{"architecture": arch, "supernet_accuracy": score}
-                               for arch, score in found.ranked_candidates(self.max_trials)],
+                               for arch, score in found.ranked_candidates(
+                                   min(self.max_trials, ONESHOT_CANDIDATES))],
             })
             summary_lib.write_json(path, self.oneshot_result)
         candidates = [self.space.decode(c["architecture"])
@@ -669,11 +799,13 @@ class Search:
     def _elapsed(self):
         return time.time() - self._started if self._started else 0.0
 
-    def _time_left(self):
-        """Seconds of `max_time` left (None without a budget)."""
-        if self.max_time is None:
+    def _halving(self, oracle):
+        """Successive halving over the trials' epochs, unless off or Hyperband's oracle."""
+        if not self.successive_halving or isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
             return None
-        return max(0.0, self.max_time - self._elapsed())
+        objective = self.reward.metric if self.reward is not None else self.objective
+        direction = getattr(objective, "direction", None) or "max"
+        return SuccessiveHalving(max_epochs=self.epochs, direction=direction)
 
     def _progress_printer(self):
         """The trial table: with a latency target, accuracy and latency, ranked by reward."""
@@ -684,12 +816,14 @@ class Search:
             shown = dict(objective=getattr(self.objective, "name", str(self.objective)),
                          direction=getattr(self.objective, "direction", None) or "max")
         printer = ProgressPrinter(
-            max_trials=self.max_trials, max_time=self.max_time,
+            max_trials=self.max_trials if self.max_trials < NO_TRIAL_LIMIT else None,
+            max_time=self.max_time,
             describe=_short_architecture(self.space), legend=_architecture_legend(self.space),
             **shown)
         return printer.start(elapsed=self._elapsed())
 
     def _finish(self):
+        """Makes the returned model by the `final_model` policy, in the time that is left."""
         best = self.tuner.oracle.get_best_trials(1)
         if not best or best[0].status != "COMPLETED":
             raise RuntimeError(
@@ -698,23 +832,42 @@ class Search:
             )
         best = best[0]
         self.best_hyperparameters = best.hyperparameters
-        if self.retrain:
-            keras.backend.clear_session()
-            if self.seed is not None:
-                keras.utils.set_random_seed(self.seed)
-            model = self.tuner.hypermodel.build(best.hyperparameters)
-            epochs = best.hyperparameters.values.get("tuner/epochs", self.retrain_epochs)
-            joined = self.data.train_and_validation()
-            data = (joined,) if self.data.is_dataset else tuple(joined)
-            with _quiet_dead_edges():
-                model.fit(*data, epochs=epochs, shuffle=not self.data.is_dataset,
-                          batch_size=None if self.data.is_dataset else self.batch_size,
-                          verbose=1 if self.verbose >= 2 else 0,
-                          callbacks=[BuildTrainingState(*data)])
-        else:
-            model = self.tuner.load_model(best)
+        record = self._record_of(best)
+        self.budget.reserve("final_model", 0.0)
+        time_left = self.budget.left() - self.budget.reserved() - _SAVE_S
+        epochs = best.hyperparameters.values.get("tuner/epochs", self.final_epochs)
+        with _quiet_dead_edges():
+            model, info = make_final_model(
+                self.final_model, self.tuner, best, record, self.data, self.batch_size,
+                time_left=time_left, seed=self.seed, epochs=epochs,
+                verbose=1 if self.verbose >= 2 else 0)
         self.best_model = model
         model.save(self.best_model_path)
+        info["architecture"] = record["architecture"]
+        info["search_validation_accuracy"] = record["metrics"].get(self._accuracy_metric())
+        self.final_model_info = info
+
+    def _record_of(self, trial):
+        return summary_lib.trial_record(trial, self.space, self.tuner.timings.get(trial.trial_id))
+
+    def _accuracy_metric(self):
+        if self.reward is not None:
+            return self.reward.metric
+        return getattr(self.objective, "name", str(self.objective))
+
+    def _reserve_final_model(self):
+        """Keeps back the time the final model will take, from the best trial so far."""
+        best = self.tuner.oracle.get_best_trials(1)
+        if not best or best[0].status != "COMPLETED":
+            return
+        n_train, n_val = self.data.sizes()
+        epochs = best[0].hyperparameters.values.get("tuner/epochs", self.final_epochs)
+        seconds = estimate_seconds(self.final_model, self._record_of(best[0]), n_train, n_val,
+                                   epochs)
+        # A retraining fits its epochs to what is left, so it need not hold back more than
+        # its share of the budget.
+        cap = FINAL_SHARE * self.max_time if self.max_time is not None else math.inf
+        self.budget.reserve("final_model", _SAVE_S + min(seconds, cap))
 
     def _failure_message(self):
         failed = [t for t in self.trials if t["status"] == "FAILED"]
@@ -755,7 +908,7 @@ class Search:
             "strategy": self.strategy_name,
             "objective": ({"name": objective.name, "direction": objective.direction}
                           if objective is not None and hasattr(objective, "direction") else None),
-            "max_trials": self.max_trials,
+            "max_trials": self.max_trials if self.max_trials < NO_TRIAL_LIMIT else None,
             "max_time": self.max_time,
             "epochs": self.epochs,
             "latency_target_ms": self.latency_ms,
@@ -769,6 +922,8 @@ class Search:
             "best_architecture": best_record["architecture"] if best_record else None,
             "best_model": (os.path.basename(self.best_model_path)
                            if self.best_model is not None else None),
+            "final_model": self.final_model_info,
+            "budget": self.budget.to_dict() if self.budget is not None else None,
             "best": dict(self.best_info),
             "oneshot": self._oneshot_summary(),
             "controller_history": self._controller_history(),
@@ -828,6 +983,7 @@ class Search:
         self._write_summary()
 
     def _on_trial_end(self, tuner, trial):
+        self._reserve_final_model()
         self._write_summary()
         record = summary_lib.trial_record(trial, self.space, tuner.timings.get(trial.trial_id))
         if self._progress is not None:
@@ -844,7 +1000,7 @@ def search(x=None, y=None, *, validation_data=None, validation_split=0.2, datase
         x, y, validation_data, validation_split, dataset, data_dir, num_classes, callbacks:
             the data, as for `Search.fit` (with nothing given, scikit-learn's digits).
         **kwargs: the search settings, as for `Search` (`space`, `strategy`, `max_trials`,
-            `epochs`, `seed`, `directory`, `project_name`, `overwrite`, `retrain`, ...).
+            `epochs`, `seed`, `directory`, `project_name`, `overwrite`, `final_model`, ...).
 
     Example:
 

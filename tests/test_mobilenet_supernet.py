@@ -193,7 +193,7 @@ def test_spos_enas_darts_search_the_macro_space_end_to_end(tmp_path):
     assert spos.evaluate_architecture(best, spos._xv, spos._yv) == max(spos.scores.values())
     # ENAS through `keras_nas.search` with the space by name
     found = keras_nas.Search(
-        space="mobilenet", strategy="enas", epochs=1, retrain_epochs=1, seed=0, verbose=0,
+        space="mobilenet", strategy="enas", epochs=1, final_epochs=1, seed=0, verbose=0,
         space_kwargs=dict(stages=((8, 2, 2),), width_multipliers=(0.5, 1.0),
                           kernel_sizes=(3, 5), expansions=(1,), head_channels=0),
         strategy_kwargs=dict(controller_steps=2, controller_batch=2, final_samples=3,

@@ -312,7 +312,7 @@ def test_real_tiny_search_with_reinforce_on_digits(tmp_path):
         x[:150], y[:150], validation_data=(x[150:200], y[150:200]), space="cell",
         strategy="reinforce", strategy_kwargs={"units": 8}, max_trials=2, epochs=1, seed=2,
         space_kwargs={"channels": 4, "cells_per_stage": 1}, directory=tmp_path,
-        project_name="rl", verbose=0, retrain=False,
+        project_name="rl", verbose=0, final_model="checkpoint",
     )
     assert isinstance(model, keras.Model)
     summary = json.loads((tmp_path / "rl" / "summary.json").read_text())

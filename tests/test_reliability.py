@@ -47,7 +47,7 @@ def toy_data(n=60, seed=0):
 
 def toy_search(tmp_path, **kwargs):
     settings = dict(space=ToySpace(), strategy="random", max_trials=4, epochs=1, seed=0,
-                    directory=tmp_path, project_name="toy", verbose=0, retrain=False)
+                    directory=tmp_path, project_name="toy", verbose=0, final_model="checkpoint")
     settings.update(kwargs)
     return keras_nas.Search(**settings)
 
@@ -118,7 +118,7 @@ SCRIPT = textwrap.dedent("""
     from keras_nas import data
     (x, y), _ = data.load_digits()
     s = keras_nas.Search(space="cell", strategy=sys.argv[2], max_trials=3, epochs=3, seed=3,
-                         directory=sys.argv[1], project_name="crash", retrain=False, verbose=0,
+                         directory=sys.argv[1], project_name="crash", final_model="checkpoint", verbose=0,
                          space_kwargs=dict(channels=4, cells_per_stage=1))
     s.fit(x[:400], y[:400], validation_data=(x[400:500], y[400:500]))
     print("DONE", len(s.trials))

@@ -194,7 +194,7 @@ def test_real_search_figures_report_and_tensorboard_hparams(tmp_path):
     logs = tmp_path / "tb"
     search = keras_nas.Search(
         space="cell", strategy="random", max_trials=2, epochs=1, batch_size=32, seed=3,
-        directory=str(tmp_path), project_name="real", retrain=False, verbose=0,
+        directory=str(tmp_path), project_name="real", final_model="checkpoint", verbose=0,
         space_kwargs={"channels": 4, "cells_per_stage": 1},
     )
     search.fit(x[:160], y[:160], validation_data=(x[160:], y[160:]),

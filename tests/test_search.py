@@ -54,24 +54,75 @@ def test_search_function_model_saves_and_reloads_without_custom_objects(digits, 
                                loaded.predict(test[0], verbose=0), atol=1e-5)
 
 
-def test_retrain_uses_training_and_validation_data(digits, tmp_path):
+def test_the_final_model_is_what_the_summary_says_it_is(digits, tmp_path):
     (x, y), val, _ = digits
     s = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
-                         directory=tmp_path, space_kwargs=TINY, verbose=0)
+                         directory=tmp_path, space_kwargs=TINY, verbose=0, final_epochs=2)
     s.fit(x, y, validation_data=val)
-    # One epoch over train + validation: the optimizer ran ceil(400 / 32) steps.
-    assert int(s.best_model.optimizer.iterations.numpy()) == int(np.ceil(400 / 32))
+    info = json.loads(open(s.summary_path).read())["final_model"]
+    assert info["policy"] == "retrain" and info["trained_on"] == "train+validation"
+    assert info["epochs"] == 2 and info["validation_accuracy"] is None
+    assert info["checked_on"] is None and info["architecture"] == s.best_architecture
+    # Two epochs over train + validation: the optimizer ran 2 * ceil(400 / 32) steps.
+    assert int(s.best_model.optimizer.iterations.numpy()) == 2 * int(np.ceil(400 / 32))
     kept = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
-                            directory=tmp_path, project_name="kept", retrain=False,
+                            directory=tmp_path, project_name="kept", final_model="checkpoint",
                             space_kwargs=TINY, verbose=0).fit(x, y, validation_data=val)
+    info = kept.summary["final_model"]
     val_acc = kept.best_model.evaluate(*val, verbose=0)[1]
+    assert info["policy"] == "checkpoint" and info["checked_on"] == "validation"
+    assert val_acc == pytest.approx(info["validation_accuracy"], abs=1e-6)
     assert val_acc == pytest.approx(kept.trials[0]["metrics"]["val_accuracy"], abs=1e-6)
+    assert info["search_validation_accuracy"] == kept.trials[0]["metrics"]["val_accuracy"]
+
+
+def test_max_time_bounds_the_whole_call(digits, tmp_path):
+    import time
+
+    (x, y), val, _ = digits
+    started = time.time()
+    s = keras_nas.Search(space="cell", strategy="random", max_trials=50, epochs=200, seed=0,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0, max_time=25)
+    s.fit(x, y, validation_data=val)
+    elapsed = time.time() - started
+    # The one trial that started was stopped at the deadline, the final model fitted into
+    # what was left (or fell back to the checkpoint) and was saved within the budget.
+    assert elapsed <= 25 * 1.05 + 2.0, elapsed
+    first = s.trials[0]
+    assert first["stopped_by_time"] and first["epochs_trained"] < 200
+    assert os.path.exists(s.best_model_path)
+    assert s.summary["final_model"]["policy"] == "retrain"
+
+
+def test_successive_halving_stops_weak_trials_at_a_rung(digits, tmp_path):
+    (x, y), val, _ = digits
+    s = keras_nas.Search(space="cell", strategy="random", max_trials=2, epochs=3, seed=0,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0,
+                         final_model="checkpoint")
+    real_halving = s._halving
+
+    def strict_halving(oracle):  # a rung where an earlier trial reached 100%: all stop
+        halving = real_halving(oracle)
+        halving.values[1] = [1.0, 1.0, 1.0]
+        return halving
+
+    s._halving = strict_halving
+    s.fit(x, y, validation_data=val)
+    for trial in s.trials:
+        assert trial["status"] == "COMPLETED"
+        assert trial["stopped_at_rung"] == 1 and trial["epochs_trained"] == 1
+    assert s.tuner.halving.values[1][3:] == [t["metrics"]["val_accuracy"] for t in s.trials]
+    off = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=3, seed=0,
+                           directory=tmp_path, project_name="off", space_kwargs=TINY,
+                           verbose=0, final_model="checkpoint", successive_halving=False)
+    off.fit(x, y, validation_data=val)
+    assert off.tuner.halving is None and off.trials[0]["epochs_trained"] == 3
 
 
 def test_rerun_resumes_and_keeps_completed_trials(digits, tmp_path):
     (x, y), val, _ = digits
     kwargs = dict(space="cell", strategy="random", epochs=1, seed=2, directory=tmp_path,
-                  project_name="resume", space_kwargs=TINY, verbose=0, retrain=False)
+                  project_name="resume", space_kwargs=TINY, verbose=0, final_model="checkpoint")
     first = keras_nas.Search(max_trials=2, **kwargs).fit(x, y, validation_data=val)
     before = {t["trial_id"]: t["architecture"] for t in first.trials}
     second = keras_nas.Search(max_trials=3, **kwargs).fit(x, y, validation_data=val)
@@ -106,7 +157,7 @@ def test_every_space_by_name_runs_a_trial(digits, tmp_path):
     for space, kwargs in [("darts", dict(channels=4, layers=2)), ("mobilenet", {})]:
         s = keras_nas.Search(space=space, strategy="random", max_trials=1, epochs=1, seed=0,
                              directory=tmp_path, project_name=space, space_kwargs=kwargs,
-                             verbose=0, retrain=False)
+                             verbose=0, final_model="checkpoint")
         s.fit(x[:100], y[:100], validation_data=(val[0][:50], val[1][:50]))
         assert s.trials[0]["status"] == "COMPLETED", s.trials[0]["error"]
         assert s.space.decode(s.best_architecture) is not None
@@ -119,6 +170,10 @@ def test_every_space_by_name_runs_a_trial(digits, tmp_path):
     (dict(space="nope"), "space"),
     (dict(strategy="nope"), "Unknown `strategy`"),
     (dict(seed=-3), "`seed`"),
+    (dict(final_model="best"), "`final_model` must be one of"),
+    (dict(final_epochs=0), "`final_epochs` must be a positive integer"),
+    (dict(learning_rate_schedule="step"), "`learning_rate_schedule` must be one of"),
+    (dict(time_after_search=-1), "`time_after_search`"),
 ])
 def test_bad_settings_fail_before_any_training(kwargs, match, tmp_path):
     with pytest.raises(ValueError, match=match):
@@ -137,7 +192,7 @@ def test_latency_target_measures_every_trial_and_scores_the_reward(digits, tmp_p
 
     (x, y), val, _ = digits
     s = keras_nas.Search(space="cell", strategy="random", max_trials=2, epochs=1, seed=4,
-                         directory=tmp_path, space_kwargs=TINY, verbose=0, retrain=False,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0, final_model="checkpoint",
                          latency_ms=0.05)
     s.fit(x[:150], y[:150], validation_data=(val[0][:50], val[1][:50]))
     reward = MnasNetReward(0.05)
@@ -181,7 +236,7 @@ def test_one_shot_strategies_write_the_records_every_search_writes(strategy, dig
 def test_one_shot_search_resumes_without_training_the_supernet_again(digits, tmp_path):
     (x, y), val, _ = digits
     kwargs = dict(space="cell", strategy="spos", epochs=1, seed=0, directory=tmp_path,
-                  space_kwargs=TINY, verbose=0, retrain=False)
+                  space_kwargs=TINY, verbose=0, final_model="checkpoint")
     first = keras_nas.Search(max_trials=1, **kwargs).fit(x[:200], y[:200], validation_data=val)
     assert first.oneshot_search is not None
     again = keras_nas.Search(max_trials=1, **kwargs).fit(x[:200], y[:200], validation_data=val)
@@ -207,7 +262,7 @@ def test_a_folder_with_another_search_is_an_error_and_left_unchanged(digits, tmp
     (x, y), val, _ = digits
     kwargs = dict(space="cell", strategy="random", max_trials=1, epochs=1, seed=3,
                   directory=tmp_path, project_name="used", space_kwargs=TINY, verbose=0,
-                  retrain=False)
+                  final_model="checkpoint")
     keras_nas.Search(**kwargs).fit(x, y, validation_data=val)
     before = _folder_state(tmp_path / "used")
     for change, difference in CHANGES:
@@ -226,7 +281,7 @@ def test_a_folder_with_another_search_is_an_error_and_left_unchanged(digits, tmp
 def test_without_a_seed_one_is_drawn_recorded_and_repeats_the_run(digits, tmp_path):
     (x, y), val, _ = digits
     kwargs = dict(space="cell", strategy="random", max_trials=2, epochs=1, directory=tmp_path,
-                  space_kwargs=TINY, verbose=0, retrain=False)
+                  space_kwargs=TINY, verbose=0, final_model="checkpoint")
     first = keras_nas.Search(project_name="a", **kwargs).fit(x, y, validation_data=val)
     seed = json.loads(open(first.summary_path).read())["seed"]
     assert isinstance(seed, int) and first.seed == seed
@@ -243,7 +298,7 @@ def test_without_a_seed_one_is_drawn_recorded_and_repeats_the_run(digits, tmp_pa
 def test_a_resumed_search_numbers_its_rows_on(digits, tmp_path, capsys):
     (x, y), val, _ = digits
     kwargs = dict(space="cell", strategy="random", epochs=1, seed=0, directory=tmp_path,
-                  space_kwargs=TINY, verbose=1, retrain=False)
+                  space_kwargs=TINY, verbose=1, final_model="checkpoint")
     keras_nas.Search(max_trials=1, **kwargs).fit(x, y, validation_data=val)
     capsys.readouterr()
     keras_nas.Search(max_trials=3, **kwargs).fit(x, y, validation_data=val)
@@ -255,7 +310,7 @@ def test_a_resumed_search_numbers_its_rows_on(digits, tmp_path, capsys):
 def test_objective_given_as_a_keras_tuner_objective(digits, tmp_path):
     (x, y), val, _ = digits
     s = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
-                         directory=tmp_path, space_kwargs=TINY, verbose=0, retrain=False,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0, final_model="checkpoint",
                          objective=keras_tuner.Objective("val_loss", "min"))
     s.fit(x[:100], y[:100], validation_data=(val[0][:50], val[1][:50]))
     assert s.summary["objective"] == {"name": "val_loss", "direction": "min"}
@@ -271,7 +326,7 @@ def test_trials_measured_on_a_remote_device(digits, tmp_path):
     proc, url = _start("--token", "t0k3n")
     try:
         s = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
-                             directory=tmp_path, space_kwargs=TINY, verbose=0, retrain=False,
+                             directory=tmp_path, space_kwargs=TINY, verbose=0, final_model="checkpoint",
                              latency_ms=1.0, latency_device=RemoteDevice(url, token="t0k3n"))
         s.fit(x[:100], y[:100], validation_data=(val[0][:50], val[1][:50]))
     finally:
@@ -285,7 +340,7 @@ def test_reinforce_search_records_its_controller_for_the_figure(digits, tmp_path
 
     (x, y), val, _ = digits
     s = keras_nas.Search(space="cell", strategy="reinforce", max_trials=3, epochs=1, seed=0,
-                         directory=tmp_path, space_kwargs=TINY, verbose=0, retrain=False,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0, final_model="checkpoint",
                          strategy_kwargs={"batch_size": 1})
     s.fit(x[:100], y[:100], validation_data=(val[0][:50], val[1][:50]))
     saved = json.loads(open(s.summary_path).read())

@@ -90,7 +90,7 @@ def test_hyperband_continues_a_trial_from_its_checkpoint(digits, tmp_path):
     x, y = digits
     s = keras_nas.Search(space="cell", strategy="hyperband", max_trials=4, epochs=3, seed=0,
                          directory=tmp_path, space_kwargs=dict(channels=4, cells_per_stage=1),
-                         verbose=0, retrain=False)
+                         verbose=0, final_model="checkpoint")
     s.fit(x[:150], y[:150], validation_data=(x[150:], y[150:]))
     continued = [t for t in s.trials if "tuner/trial_id" in t["hyperparameters"]]
     assert continued, [t["hyperparameters"] for t in s.trials]

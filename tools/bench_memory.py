@@ -47,7 +47,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         search = keras_nas.Search(
             space="cell", strategy="random", max_trials=args.trials, epochs=1, seed=0,
-            directory=tmp, project_name="memory", retrain=False, verbose=0,
+            directory=tmp, project_name="memory", final_model="checkpoint", verbose=0,
             space_kwargs=dict(channels=args.channels, cells_per_stage=args.cells),
             on_trial_end=lambda record: readings.append(rss_mb()))
         search._finish = lambda: None  # only the search loop is measured

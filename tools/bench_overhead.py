@@ -44,7 +44,7 @@ def trial_overhead(trials, channels, cells, seed):
         started = time.perf_counter()
         search = keras_nas.Search(
             space="cell", strategy="random", max_trials=trials, epochs=1, seed=seed,
-            directory=tmp, project_name="overhead", retrain=False, verbose=0,
+            directory=tmp, project_name="overhead", final_model="checkpoint", verbose=0,
             space_kwargs=space_kwargs)
         # Only the search loop counts: stop the clock before the final model is saved.
         search._finish = lambda: None

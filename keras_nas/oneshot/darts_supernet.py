@@ -418,7 +418,7 @@ def _build_stem(space):
     h, w, _ = space.input_shape
     channels = int(space.stem_multiplier) * int(space.channels)
     inputs = keras.Input(space.input_shape)
-    x, size = stem_downsampling(inputs, min(h, w), channels)
+    x, size = stem_downsampling(inputs, min(h, w), channels, space.max_resolution)
     x = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)
     x = batch_norm()(x)
     return keras.Model(inputs, x, name="stem"), size

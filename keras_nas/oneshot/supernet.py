@@ -314,7 +314,7 @@ def build_201_stem(space):
 
     h, w, _ = space.input_shape
     inputs = keras.Input(space.input_shape)
-    x, size = stem_downsampling(inputs, min(h, w), space.channels)
+    x, size = stem_downsampling(inputs, min(h, w), space.channels, space.max_resolution)
     x = keras.layers.Conv2D(space.channels, 3, padding="same", use_bias=False)(x)
     x = batch_norm()(x)
     return keras.Model(inputs, x, name="stem"), size

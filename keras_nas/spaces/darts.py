@@ -58,6 +58,8 @@ class DartsSpace(Space):
         ops: candidate op names (default: the eight DARTS primitives, `DARTS_OPS`).
         stem_multiplier: stem channels are `stem_multiplier * channels`.
         learning_rate: Adam learning rate of `compile_model`.
+        max_resolution: the largest size at which the cells run (the stem halves larger
+            inputs).
         name: optional name.
 
     Example:
@@ -78,6 +80,7 @@ class DartsSpace(Space):
         ops=None,
         stem_multiplier=3,
         learning_rate=1e-3,
+        max_resolution=32,
         name=None,
     ):
         super().__init__(
@@ -90,6 +93,7 @@ class DartsSpace(Space):
         self.layers = check_positive_int(layers, "layers")
         self.nodes = check_positive_int(nodes, "nodes")
         self.stem_multiplier = check_positive_int(stem_multiplier, "stem_multiplier")
+        self.max_resolution = check_positive_int(max_resolution, "max_resolution")
         if ops is None:
             ops = DARTS_OPS
         if isinstance(ops, str) or not isinstance(ops, (list, tuple)) or not ops:
@@ -204,7 +208,7 @@ class DartsSpace(Space):
         h, w, _ = self.input_shape
         inputs = keras.Input(self.input_shape)
         stem_channels = self.stem_multiplier * self.channels
-        x, size = stem_downsampling(inputs, min(h, w), stem_channels)
+        x, size = stem_downsampling(inputs, min(h, w), stem_channels, self.max_resolution)
         x = keras.layers.Conv2D(
             stem_channels, 3, padding="same", use_bias=False, name="stem_conv"
         )(x)

@@ -45,9 +45,10 @@ class NASBench201Space(Space):
     cell. Each edge `edge_i_j` is a `Choice` over `NASBENCH201_OPS`: 5**6 = 15,625 cells.
 
     Adapting to the input size (documented, deterministic):
-    - inputs whose shorter side is above 32 pixels are first halved by stride-2 3x3
-      conv-BN-ReLU layers until it is at most 32 (224 -> 28), so cells run at CIFAR
-      resolution; inputs up to 32 pixels get exactly the NAS-Bench-201 network;
+    - inputs whose shorter side is above `max_resolution` (32) pixels are first halved by
+      stride-2 3x3 conv-BN-ReLU layers until it is at most that (224 -> 28), so cells run at
+      CIFAR resolution; inputs up to 32 pixels get exactly the NAS-Bench-201 network
+      (`keras_nas.search` sizes a space given by name smaller: see `keras_nas.sizing`);
     - a reduction block whose input is already 1 pixel on its shorter side keeps stride 1
       (it still doubles the channels), so tiny inputs work; 8x8 digits run at 8, 4 and 2.
 
@@ -61,6 +62,8 @@ class NASBench201Space(Space):
         channels: `C`, channels of the first stage (16 in the benchmark).
         cells_per_stage: `N`, cells per stage (5 in the benchmark).
         learning_rate: Adam learning rate of `compile_model`.
+        max_resolution: the largest size at which the cells run (the stem halves larger
+            inputs; 32 in the benchmark).
         name: optional name.
 
     Example:
@@ -82,6 +85,7 @@ class NASBench201Space(Space):
         channels=16,
         cells_per_stage=5,
         learning_rate=1e-3,
+        max_resolution=32,
         name=None,
     ):
         super().__init__(
@@ -92,6 +96,7 @@ class NASBench201Space(Space):
         )
         self.channels = check_positive_int(channels, "channels", minimum=2)
         self.cells_per_stage = check_positive_int(cells_per_stage, "cells_per_stage", minimum=0)
+        self.max_resolution = check_positive_int(max_resolution, "max_resolution")
 
     def declare(self, hp):
         """Registers the six `edge_i_j` choices (default `nor_conv_3x3`) on `hp`."""
@@ -170,7 +175,7 @@ class NASBench201Space(Space):
         cell_ops = self.cell_ops(values)
         h, w, _ = self.input_shape
         inputs = keras.Input(self.input_shape)
-        x, size = stem_downsampling(inputs, min(h, w), self.channels)
+        x, size = stem_downsampling(inputs, min(h, w), self.channels, self.max_resolution)
         x = keras.layers.Conv2D(
             self.channels, 3, padding="same", use_bias=False, name="stem_conv"
         )(x)
