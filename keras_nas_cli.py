@@ -25,6 +25,7 @@ STRATEGY_NAMES = ("random", "bayesian", "hyperband", "reinforce", "evolution",
 ONESHOT_STRATEGY_NAMES = ("darts", "spos", "enas")
 LATENCY_OBJECTIVES = ("mnasnet", "mnasnet_hard", "hard", "tunas")
 QUANTIZATIONS = ("float16", "dynamic", "int8")
+FINAL_MODELS = ("retrain", "checkpoint")
 
 #: API argument -> flag, to say the flag in messages that come from the library.
 FLAGS = {
@@ -101,17 +102,19 @@ def build_parser():
     s.add_argument("--strategy", default="bayesian", choices=STRATEGY_NAMES,
                    metavar="STRATEGY",
                    help=f"{', '.join(STRATEGY_NAMES)} (default: bayesian)")
-    s.add_argument("--max-trials", type=_positive_int, default=5,
-                   help="architectures trained (default 5); one-shot strategies (darts, "
-                        "spos, enas): the found candidates trained stand-alone")
-    s.add_argument("--epochs", type=_positive_int, default=2,
-                   help="epochs per trial; one-shot strategies: supernet epochs (default 2)")
+    s.add_argument("--max-trials", type=_positive_int, default=None,
+                   help="architectures trained (default: 10, or as many as --max-time allows); "
+                        "one-shot strategies (darts, spos, enas): the found candidates "
+                        "trained stand-alone")
+    s.add_argument("--epochs", type=_positive_int, default=5,
+                   help="epochs per trial; one-shot strategies: supernet epochs (default 5)")
     s.add_argument("--batch-size", type=_positive_int, default=32)
     s.add_argument("--seed", type=_non_negative_int, default=None,
                    help="makes the search repeatable (default: a fresh seed, recorded in "
                         "summary.json)")
     s.add_argument("--max-time", type=_positive_float, default=None,
-                   help="wall-clock budget in seconds for the whole command")
+                   help="wall-clock budget in seconds for the whole command: the search, the "
+                        "final model, its TFLite export and the figures")
     s.add_argument("--channels", type=_positive_int, default=None,
                    help="width of the cell spaces' first stage (small for quick runs)")
     s.add_argument("--cells", type=_non_negative_int, default=None,
@@ -124,8 +127,10 @@ def build_parser():
                    help=f"{', '.join(LATENCY_OBJECTIVES)}: how accuracy and latency combine "
                         "(default: mnasnet, ACC*(LAT/T)^-0.07)")
     s.add_argument("--overwrite", action="store_true", help="discard an earlier search in OUTPUT")
-    s.add_argument("--no-retrain", action="store_true",
-                   help="return the best trial's own weights instead of retraining on train+val")
+    s.add_argument("--final-model", default="retrain", choices=FINAL_MODELS,
+                   metavar="POLICY",
+                   help="retrain (the best architecture trained anew on train+validation, "
+                        "the default) or checkpoint (the best trial's own weights)")
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.add_argument("--no-export", action="store_true",
                    help="skip writing best_model.tflite and measuring its latency")

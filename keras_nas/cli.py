@@ -24,13 +24,18 @@ def run_search(args):
                 raise CommandError(f"{flag} applies to the cell spaces (cell, darts), "
                                    f"not --space {args.space}")
             space_kwargs[name] = value
+    steps = [name for name, skip in (("export", args.no_export), ("figures", args.no_figures))
+             if not skip]
+    after = sum(AFTER_SEARCH_S[name] for name in steps)
+    if args.max_time is not None:  # the command's own work counts in --max-time too
+        after = min(after, 0.25 * args.max_time)
     search = keras_nas.Search(
         space=args.space, strategy=args.strategy, max_trials=args.max_trials,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         directory=directory, project_name=project_name, overwrite=args.overwrite,
-        retrain=not args.no_retrain, max_time=args.max_time, verbose=0 if args.quiet else 1,
-        space_kwargs=space_kwargs, latency_ms=args.latency_ms,
-        latency_objective=args.latency_objective,
+        final_model=args.final_model, max_time=args.max_time,
+        verbose=0 if args.quiet else 1, space_kwargs=space_kwargs, latency_ms=args.latency_ms,
+        latency_objective=args.latency_objective, time_after_search=after,
     )
     search.fit(dataset=args.dataset, data_dir=args.data_dir)
     print(f"best architecture: {search.best_architecture} (seed {search.seed})")
@@ -42,16 +47,30 @@ def run_search(args):
         print(f"test accuracy: {accuracy:.4f}")
         x_check = x_test
     print(f"wrote {search.best_model_path}")
-    if not args.no_export:
-        _export_and_measure(search, x_check[:200], show_logs=args.tf_logs)
-    if not args.no_figures:
-        from keras_nas import plots
+    if "export" in steps:
+        if search.budget.left() >= _MIN_STEP_S:
+            _export_and_measure(search, x_check[:200], show_logs=args.tf_logs)
+        else:
+            print("skipped best_model.tflite: --max-time left no time for it")
+    if "figures" in steps:
+        if search.budget.left() >= _MIN_STEP_S:
+            from keras_nas import plots
 
-        for path in plots.save_figures(search.summary_path,
-                                       os.path.join(search.results_dir, "figures")).values():
-            print(f"wrote {path}")
-    print(f"wrote {search.summary_path}")
+            for path in plots.save_figures(search.summary_path,
+                                           os.path.join(search.results_dir, "figures")).values():
+                print(f"wrote {path}")
+        else:
+            print("skipped figures/: --max-time left no time for them")
+    search.record_best(command_s=search.budget.elapsed())
+    print(f"wrote {search.summary_path} ({search.budget.elapsed():.0f} s in all)")
     return 0
+
+
+#: Seconds `search` keeps back for its work after the search: the TFLite export and its
+#: paired latency (conversion ~2 s, the measuring process and window ~6 s, its first
+#: calibration 4 s), and the four figures (~1 s each, more on a busy machine).
+AFTER_SEARCH_S = {"export": 12.0, "figures": 6.0}
+_MIN_STEP_S = 1.0  # a step starts only with at least this much of --max-time left
 
 
 def _export_and_measure(search, x_check, show_logs=False):
@@ -61,7 +80,16 @@ def _export_and_measure(search, x_check, show_logs=False):
     path = os.path.join(search.results_dir, "best_model.tflite")
     with native_logs_hidden(show=show_logs):  # LiteRT's "Created ... XNNPACK delegate"
         report = hardware.export_tflite(search.best_model, path, verify_data=x_check)
-    stats = hardware.measure_latency(path, runs=50, warmup=10, threads=1)
+    left = search.budget.left() - AFTER_SEARCH_S["figures"]
+    if left < 2.0:
+        search.record_best(tflite=os.path.basename(path), tflite_bytes=report.size_bytes,
+                           tflite_max_abs_diff=report.max_abs_diff,
+                           tflite_top1_agreement=report.top1_agreement)
+        print(f"wrote {path} ({report.size_bytes} bytes; latency not measured: --max-time "
+              "left no time for it)")
+        return
+    window = None if not search.budget.limited else max(1.0, min(30.0, left - 3.0))
+    stats = hardware.measure_latency(path, runs=50, warmup=10, threads=1, max_seconds=window)
     search.record_best(
         tflite=os.path.basename(path), tflite_bytes=report.size_bytes,
         tflite_max_abs_diff=report.max_abs_diff, tflite_top1_agreement=report.top1_agreement,

@@ -91,12 +91,14 @@ def test_help_and_argument_errors_do_not_import_tensorflow():
 def test_static_names_match_the_registries():
     import keras_nas_cli
     from keras_nas import hardware
+    from keras_nas.final_model import POLICIES
     from keras_nas.search import strategy_names
     from keras_nas.spaces import SPACES
 
     assert set(keras_nas_cli.SPACE_NAMES) == set(SPACES)
     assert set(keras_nas_cli.STRATEGY_NAMES) == set(strategy_names())
     assert set(keras_nas_cli.QUANTIZATIONS) == {q for q in hardware.QUANTIZATIONS if q}
+    assert set(keras_nas_cli.FINAL_MODELS) == set(POLICIES)
 
 
 def _console_script():
@@ -232,3 +234,21 @@ def test_the_readme_commands_run(tmp_path, monkeypatch, capsys):
             continue
         assert cli.main(command[1:]) == 0, (command, capsys.readouterr().err)
     assert (tmp_path / "results" / "best_model.tflite").exists()
+
+
+@pytest.mark.slow
+def test_max_time_bounds_the_whole_command(tmp_path):
+    # Search, final model, TFLite export, latency and figures, all within --max-time.
+    import time
+
+    started = time.time()
+    result = subprocess.run(
+        [*_console_script(), "search", "--output", str(tmp_path / "r"), "--max-time", "45",
+         "--epochs", "100", "--max-trials", "50", "--seed", "0"],
+        capture_output=True, text=True, timeout=600)
+    elapsed = time.time() - started
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert elapsed <= 45 * 1.05 + 3.0, (elapsed, result.stdout)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["best"]["command_s"] <= 45 * 1.05
+    assert (tmp_path / "r" / "best_model.keras").exists()

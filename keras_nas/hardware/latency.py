@@ -428,7 +428,7 @@ def stats_from_result(result, calibration=None, **kwargs):
 # -- measuring ---------------------------------------------------------------------------
 def measure_latency(model_or_tflite, runs=50, warmup=10, threads=1, xnnpack=True,
                     device=None, quantization=None, representative_data=None, timeout=300,
-                    protocol="paired", calibration=None):
+                    protocol="paired", calibration=None, max_seconds=None):
     """Measures batch-1 inference latency with the TFLite runtime, paired with a reference.
 
     A Keras model is converted first (see `to_tflite`). Locally the model is written to a
@@ -456,6 +456,8 @@ def measure_latency(model_or_tflite, runs=50, warmup=10, threads=1, xnnpack=True
         protocol: `"paired"` or `"single"`.
         calibration: the reference's `Calibration` to read a paired ratio with (default:
             `calibrate_reference(device, threads, xnnpack)`).
+        max_seconds: the longest a paired window waits for quiet blocks (default 30 s); a
+            budgeted search's last measurement passes what its budget leaves.
 
     Returns:
         `LatencyStats` (`ratio`, `reference` and `protocol` say how it was measured).
@@ -476,13 +478,17 @@ def measure_latency(model_or_tflite, runs=50, warmup=10, threads=1, xnnpack=True
     data = _as_tflite_bytes(model_or_tflite, quantization, representative_data)
     if protocol == "paired":
         calibration = _calibration_for(calibration, device, threads, xnnpack)
+    if max_seconds is not None and not (isinstance(max_seconds, (int, float))
+                                        and 0 < max_seconds <= 600):
+        raise ValueError(f"`max_seconds` must be a number in (0, 600], got {max_seconds!r}.")
     if device is not None:
         stats = device.measure(data, runs=runs, warmup=warmup, threads=threads, xnnpack=xnnpack,
-                               protocol=protocol, calibration=calibration)
+                               protocol=protocol, calibration=calibration,
+                               max_seconds=max_seconds)
         stats.wall_s = time.perf_counter() - start
         return stats
     result = _run_local([data], protocol, runs, warmup, threads, xnnpack, timeout,
-                        calibration)[0]
+                        calibration, max_seconds)[0]
     if not result["ok"]:
         raise RuntimeError(f"The TFLite runtime could not run the model: {result['error']}")
     return stats_from_result(
@@ -511,7 +517,8 @@ def _run_job(job, timeout):
     )
 
 
-def _run_local(models, protocol, runs, warmup, threads, xnnpack, timeout, calibration=None):
+def _run_local(models, protocol, runs, warmup, threads, xnnpack, timeout, calibration=None,
+               max_seconds=None):
     """Times flatbuffers one after the other in one fresh process; returns the raw results."""
     paths = []
     try:
@@ -524,6 +531,8 @@ def _run_local(models, protocol, runs, warmup, threads, xnnpack, timeout, calibr
                "threads": threads, "xnnpack": bool(xnnpack)}
         if protocol == "paired":
             job.update(reference=_reference_path(), quiet_ms=calibration.median_ms)
+            if max_seconds is not None:
+                job["max_seconds"] = float(max_seconds)
         return _run_job(job, timeout)
     finally:
         for path in paths:

@@ -113,7 +113,7 @@ class RemoteDevice:
         return self._request("POST", "/measure?" + query, data=reference_tflite())
 
     def measure(self, tflite_bytes, runs=50, warmup=10, threads=1, xnnpack=True,
-                protocol="paired", calibration=None):
+                protocol="paired", calibration=None, max_seconds=None):
         """Sends a `.tflite` to the server and returns its `LatencyStats` (device = name).
 
         With `protocol="paired"` the reference model travels in the same request (its bytes
@@ -121,7 +121,8 @@ class RemoteDevice:
 
         Args:
             tflite_bytes: the model flatbuffer.
-            runs, warmup, threads, xnnpack, protocol, calibration: as for `measure_latency`.
+            runs, warmup, threads, xnnpack, protocol, calibration, max_seconds: as for
+                `measure_latency`.
 
         Example: `device.measure(data, runs=50).median_ms`.
         """
@@ -136,6 +137,8 @@ class RemoteDevice:
             calibration = _calibration_for(calibration, self, int(threads), xnnpack)
             reference = reference_tflite()
             params.update(reference_bytes=len(reference), quiet_ms=calibration.median_ms)
+            if max_seconds is not None:
+                params["max_seconds"] = float(max_seconds)
             body = reference + body
         answer = self._request("POST", "/measure?" + urllib.parse.urlencode(params), data=body)
         answer.setdefault("ok", True)
