@@ -18,7 +18,7 @@ from keras_nas.search import Search, search  # noqa: F401,E402
 
 _LAZY = {}
 _SUBMODULES = ("spaces", "oracles", "hardware", "estimation", "benchmarks", "oneshot",
-               "objectives", "plots", "analysis", "report", "data", "summary", "cli")
+               "tuning", "results", "data", "cli")
 
 
 def __getattr__(name):

@@ -54,7 +54,7 @@ def run_search(args):
             print("skipped best_model.tflite: --max-time left no time for it")
     if "figures" in steps:
         if search.budget.left() >= _MIN_STEP_S:
-            from keras_nas import plots
+            from keras_nas.results import plots
 
             for path in plots.save_figures(search.summary_path,
                                            os.path.join(search.results_dir, "figures")).values():
@@ -186,7 +186,7 @@ def _latency_text(stats):
 
 
 def run_report(args):
-    from keras_nas import report
+    from keras_nas.results import report
 
     if not os.path.isfile(os.path.join(args.results_dir, "summary.json")):
         raise CommandError(f"RESULTS_DIR {args.results_dir!r} holds no summary.json")

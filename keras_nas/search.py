@@ -1,277 +1,25 @@
 """`keras_nas.search()` and the `Search` object behind it."""
 
-import contextlib
 import math
 import os
 import secrets
 import shutil
 import time
-import warnings
 
-import keras
 import keras_tuner
 import numpy as np
 
 from keras_nas import data as data_lib
-from keras_nas import summary as summary_lib
-from keras_nas import trial_memory
-from keras_nas.budget import EpochTimer, StopAtDeadline, TimeBudget
-from keras_nas.final_model import check_policy, estimate_seconds, make_final_model
-from keras_nas.pruning import SuccessiveHalving
-from keras_nas.schedules import CosineLearningRate
-from keras_nas.sizing import sized_space_kwargs
 from keras_nas.oracles.registry import make_oracle
-from keras_nas.progress import ProgressPrinter
 from keras_nas.spaces import Space, get_space
-from keras_nas.training_state import BuildTrainingState
-from keras_nas.trial_checkpoint import BestEpochWeights, restore_checkpoint, write_checkpoint
-
-
-class NASTuner(keras_tuner.Tuner):
-    """The KerasTuner `Tuner` of a keras-nas search.
-
-    On top of `keras_tuner.Tuner` it: honours Hyperband's per-trial epochs and warm starts for
-    any oracle; fails a trial whose loss becomes NaN; records every trial's parameter count,
-    build, fit and per-epoch seconds; keeps to a wall-clock budget (no trial starts when too
-    little is left, and a running one stops at the deadline); stops trials early by
-    successive halving; trains every candidate with the same learning-rate schedule; seeds
-    each trial's weights; and tells a listener about every trial that ends (for
-    `summary.json` and progress). It stays a plain KerasTuner tuner: any `Oracle`, resume,
-    and the distributed chief/worker mode work as they do for KerasTuner's own tuners.
-
-    Args:
-        oracle: a `keras_tuner.Oracle`.
-        hypermodel: the search space (a `keras_nas.spaces.Space` or any `HyperModel`).
-        seed: optional integer; trial `n` trains with `keras.utils.set_random_seed(seed + n)`.
-        max_time: optional wall-clock budget in seconds, counted from `search()` (a simple
-            form of `budget`).
-        budget: optional `keras_nas.budget.TimeBudget`: the trials end by its
-            `search_deadline()`, which keeps back time for what follows the search.
-        halving: optional `keras_nas.pruning.SuccessiveHalving` over the trials' epochs (not
-            applied to Hyperband's trials, which have a schedule of their own).
-        schedule: optional `fn(epochs) -> [keras callbacks]`, the learning-rate schedule of
-            every trial (e.g. `lambda epochs: [CosineLearningRate()]`).
-        on_trial_end_callback: optional `fn(tuner, trial)` called after a trial has ended.
-        **kwargs: passed to `keras_tuner.Tuner` (`directory`, `project_name`, `overwrite`...).
-    """
-
-    def __init__(self, oracle, hypermodel, seed=None, max_time=None, budget=None,
-                 halving=None, schedule=None, on_trial_end_callback=None, hardware=None,
-                 latency_predictor=None, latency_device=None, reward=None, **kwargs):
-        self.seed = seed
-        self.max_time = max_time
-        self.budget = budget
-        self.halving = halving
-        self.schedule = schedule
-        self.hardware = hardware
-        self.latency_predictor = latency_predictor
-        self.latency_device = latency_device
-        self.reward = reward
-        self.on_trial_end_callback = on_trial_end_callback
-        self.timings = {}
-        super().__init__(oracle, hypermodel, **kwargs)
-
-    def search(self, *args, **kwargs):
-        # Each trial collects garbage once (`release_previous_trial`); make that walk only the
-        # objects the previous trial made, not the ~400,000 TensorFlow's import left.
-        with trial_memory.collect_only_new_objects():
-            return super().search(*args, **kwargs)
-
-    # -- the space ----------------------------------------------------------------------
-    def _populate_initial_space(self):
-        hp = self.oracle.get_space()
-        if isinstance(self.hypermodel, Space):
-            # A keras-nas space declares every decision without building a model.
-            self.hypermodel.declare(hp)
-            self.oracle.update_space(hp)
-            return
-        try:
-            super()._populate_initial_space()  # KerasTuner builds the default model
-        except Exception:
-            # A default candidate that cannot be built fails its own trial later, not the
-            # whole search now; keep what it declared before it raised.
-            try:
-                self.hypermodel.build(hp)
-            except Exception:
-                pass
-            self.oracle.update_space(hp)
-
-    # -- budget -------------------------------------------------------------------------
-    def on_search_begin(self):
-        super().on_search_begin()
-        if self.budget is None and self.max_time is not None:
-            self.budget = TimeBudget(self.max_time)
-
-    def pre_create_trial(self):
-        if self.budget is not None and self.budget.search_left() < self._start_cost():
-            # The oracle stops once its trial count reaches `max_trials`.
-            self.oracle.max_trials = len(self.oracle.trials)
-
-    def _start_cost(self):
-        """Seconds a new trial needs to learn anything: build, trace and one epoch (the median
-        of the trials so far; 0 before the first, which always starts)."""
-        costs = sorted((t.get("build_s") or 0.0) + (t.get("first_epoch_extra_s") or 0.0)
-                       + t["epoch_s"] for t in self.timings.values()
-                       if t.get("epoch_s") is not None)
-        return costs[len(costs) // 2] if costs else 0.0
-
-    def training_callbacks(self, epochs):
-        """The learning-rate schedule every candidate trains with (also the final model)."""
-        return list(self.schedule(epochs)) if self.schedule is not None else []
-
-    # -- one trial ----------------------------------------------------------------------
-    def on_trial_begin(self, trial):
-        super().on_trial_begin(trial)
-        self.timings[trial.trial_id] = {"started": time.time()}
-
-    def run_trial(self, trial, *args, **kwargs):
-        # The trial's traced graphs die with its model; let TensorFlow's gradient registry
-        # forget them too, or each trial keeps its whole traced graph (trial_memory.py).
-        with trial_memory.forget_new_custom_gradients():
-            return self._train_trial(trial, *args, **kwargs)
-
-    def _train_trial(self, trial, x, y=None, validation_data=None, epochs=1, batch_size=32,
-                     callbacks=None, verbose=0, **fit_kwargs):
-        hp = trial.hyperparameters
-        initial_epoch = 0
-        if "tuner/epochs" in hp.values:  # Hyperband's budget for this trial
-            epochs = hp.values["tuner/epochs"]
-            initial_epoch = hp.values["tuner/initial_epoch"]
-        if self.seed is not None:
-            keras.utils.set_random_seed(self.seed + _trial_number(trial))
-
-        started = time.perf_counter()
-        trial_memory.release_previous_trial()  # its model and traced graphs
-        released = time.perf_counter()
-        model = self._try_build(hp)
-        if "tuner/trial_id" in hp.values:  # Hyperband: continue from the earlier round
-            past = self._get_checkpoint_fname(hp.values["tuner/trial_id"])
-            if os.path.exists(past):
-                restore_checkpoint(model, past, optimizer=True)
-        built = time.perf_counter()
-
-        callbacks = self._deepcopy_callbacks(callbacks or [])
-        self._configure_tensorboard_dir(callbacks, trial)
-        best_epoch = BestEpochWeights(self._epoch_objective())
-        timer = EpochTimer()
-        # The optimizer's and metrics' variables are made before the training step is traced,
-        # so it is traced once (training_state.py).
-        callbacks += [BuildTrainingState(x, y), best_epoch, timer,
-                      keras.callbacks.TerminateOnNaN(), *self.training_callbacks(epochs)]
-        rung_stop = deadline_stop = None
-        if self.halving is not None and "tuner/epochs" not in hp.values:
-            rung_stop = self.halving.callback(self._epoch_objective())
-            callbacks.append(rung_stop)
-        if self.budget is not None and self.budget.limited:
-            deadline_stop = StopAtDeadline(self.budget.search_deadline)
-            callbacks.append(deadline_stop)
-        if y is None:  # a tf.data.Dataset: it shuffles itself, or not, as its author chose
-            fit_kwargs.setdefault("shuffle", False)
-        with _quiet_dead_edges():
-            history = model.fit(
-                x, y, validation_data=validation_data, epochs=epochs,
-                initial_epoch=initial_epoch, batch_size=None if y is None else batch_size,
-                callbacks=callbacks, verbose=verbose, **fit_kwargs,
-            )
-        fitted = time.perf_counter()
-        self.timings[trial.trial_id].update(
-            epoch_s=timer.steady_epoch_s(), first_epoch_extra_s=timer.first_epoch_extra_s(),
-            best_epoch=best_epoch.best_epoch, epochs_trained=len(timer.seconds),
-            stopped_at_rung=rung_stop.stopped_at if rung_stop is not None else None,
-            stopped_by_time=bool(deadline_stop is not None and deadline_stop.stopped_early),
-        )
-
-        if deadline_stop is not None and deadline_stop.stopped_early and not history.history:
-            raise keras_tuner.errors.FailedTrialError(
-                "The time budget ended the trial before its first epoch did.")
-        losses = history.history.get("loss", [])
-        if any(not math.isfinite(v) for v in losses):
-            raise keras_tuner.errors.FailedTrialError(
-                f"The training loss became NaN or infinite (epoch {len(losses)})."
-            )
-        write_checkpoint(best_epoch, self._get_checkpoint_fname(trial.trial_id))
-        saved = time.perf_counter()
-        metrics = _best_epoch_metrics(history.history, self._epoch_objective())
-        metrics["params"] = int(model.count_params())
-        if self.hardware is not None:
-            metrics.update(self._hardware_metrics(model, hp, trial.trial_id))
-        if self.reward is not None:
-            metrics[self.reward.name] = self.reward(metrics)
-        self.timings[trial.trial_id].update(
-            release_s=released - started, build_s=built - released, fit_s=fitted - built,
-            checkpoint_s=saved - fitted, hardware_s=time.perf_counter() - saved,
-            epochs=int(epochs - initial_epoch),
-        )
-        return metrics
-
-    def _try_build(self, hp):
-        # KerasTuner's own clears the session and collects garbage twice more first; a trial
-        # has just done that (`release_previous_trial`), so only build and check here.
-        model = self._build_hypermodel(hp)
-        if not isinstance(model, keras.Model):
-            raise keras_tuner.errors.FatalTypeError(
-                "The search space's build(hp) must return a keras.Model; "
-                f"got {type(model).__name__}.")
-        if self.max_model_size:
-            size = sum(math.prod(w.shape) for w in model.trainable_weights)
-            if size > self.max_model_size:
-                raise keras_tuner.errors.FailedTrialError(
-                    f"Oversized model: {size} trainable parameters, more than "
-                    f"max_model_size={self.max_model_size}.")
-        return model
-
-    def _get_checkpoint_fname(self, trial_id):
-        return os.path.join(self.get_trial_dir(trial_id), "checkpoint.weights.npz")
-
-    def load_model(self, trial):
-        """The trial's model with the weights of its best epoch."""
-        keras.backend.clear_session()
-        model = self._try_build(trial.hyperparameters)
-        return restore_checkpoint(model, self._get_checkpoint_fname(trial.trial_id))
-
-    def _epoch_objective(self):
-        """What picks a trial's best epoch: the reward's accuracy metric when there is one
-        (a reward needs the latency, which is known only after training)."""
-        if self.reward is not None:
-            return keras_tuner.Objective(self.reward.metric, "max")
-        return self.oracle.objective
-
-    def _hardware_metrics(self, model, hp, trial_id=None):
-        from keras_nas.hardware.metrics import hardware_metrics
-
-        architecture = None
-        if self.hardware == "predict":
-            architecture = self.hypermodel.architecture_of(hp)
-        found = hardware_metrics(model, latency=self.hardware, predictor=self.latency_predictor,
-                                 architecture=architecture, device=self.latency_device)
-        if found.get("latency_protocol") is not None:  # how latency was measured: summary.json
-            self.timings.setdefault(trial_id, {})["latency_protocol"] = found["latency_protocol"]
-        return {k: float(v) for k, v in found.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
-
-    def on_trial_end(self, trial):
-        self.timings.setdefault(trial.trial_id, {})["ended"] = time.time()
-        try:
-            super().on_trial_end(trial)  # oracle.end_trial and saving; may stop the search
-        finally:
-            if self.on_trial_end_callback is not None:
-                self.on_trial_end_callback(self, trial)
-        # The trial's graph and model are freed when the next trial starts
-        # (`release_previous_trial`) or before retraining (`_finish`).
-
-    # -- saved state --------------------------------------------------------------------
-    def get_state(self):
-        state = super().get_state()
-        state["timings"] = self.timings
-        if self.halving is not None:
-            state["halving"] = self.halving.get_state()
-        return state
-
-    def set_state(self, state):
-        super().set_state(state)
-        self.timings = state.get("timings", {})
-        if self.halving is not None and "halving" in state:
-            self.halving.set_state(state["halving"])
+from keras_nas.spaces.sizing import sized_space_kwargs
+from keras_nas.tuning import records
+from keras_nas.tuning.budget import TimeBudget
+from keras_nas.tuning.final_model import check_policy, estimate_seconds, make_final_model
+from keras_nas.tuning.progress import ProgressPrinter
+from keras_nas.tuning.pruning import SuccessiveHalving
+from keras_nas.tuning.schedules import CosineLearningRate
+from keras_nas.tuning.tuner import NASTuner, quiet_dead_edges
 
 
 #: `max_trials` when it is not given: this many without `max_time`, else no limit but time.
@@ -300,15 +48,6 @@ class SearchFailedError(RuntimeError):
     """Raised when a search stops because too many trials in a row failed."""
 
 
-@contextlib.contextmanager
-def _quiet_dead_edges():
-    """NAS-Bench-201 cells keep ops on edges that cannot reach the output (as the benchmark
-    does); Keras warns that those weights get no gradient. That is expected, so hush it."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Gradients do not exist for variables")
-        yield
-
-
 def _oneshot_strategies():
     from keras_nas.oneshot import ONESHOT_STRATEGIES
 
@@ -320,25 +59,6 @@ def strategy_names():
     from keras_nas.oracles.registry import STRATEGIES
 
     return sorted(set(STRATEGIES) | set(_oneshot_strategies()))
-
-
-def _trial_number(trial):
-    return int(trial.trial_id) if str(trial.trial_id).isdigit() else 0
-
-
-def _best_epoch_metrics(history, objective):
-    """All metrics at the epoch that was best for the objective."""
-    name = objective.name
-    if name not in history:
-        raise keras_tuner.errors.FatalValueError(
-            f"The objective {name!r} is not among the metrics the model reports: "
-            f"{sorted(history)}. Pass `objective=` one of them."
-        )
-    values = np.asarray(history[name], dtype="float64")
-    values = np.where(np.isfinite(values), values, -np.inf if objective.direction == "max"
-                      else np.inf)
-    best = int(np.argmax(values) if objective.direction == "max" else np.argmin(values))
-    return {k: float(v[best]) for k, v in history.items() if len(v) > best}
 
 
 def _space_config(space):
@@ -406,7 +126,7 @@ class Search:
             `best_model.keras` are written to `directory/project_name`. Running the same
             search again resumes it (KerasTuner's rule) unless `overwrite=True`.
         overwrite: start afresh, discarding an earlier search of the same name.
-        final_model: what is returned (`keras_nas.final_model`): `"retrain"` (the default)
+        final_model: what is returned (`keras_nas.tuning.final_model`): `"retrain"` (the default)
             trains the best trial's architecture anew on training + validation data for
             `final_epochs`; `"checkpoint"` returns the best trial's own weights. A retraining
             that does not fit in what `max_time` leaves falls back to the checkpoint.
@@ -419,7 +139,7 @@ class Search:
             trials measured; no trial starts when too little is left, and a running trial
             stops at the deadline.
         successive_halving: stop trials early at 1, 3, 9, ... epochs unless they are in the
-            top third of what reached that epoch (`keras_nas.pruning`); not with Hyperband,
+            top third of what reached that epoch (`keras_nas.tuning.pruning`); not with Hyperband,
             which has its own schedule.
         learning_rate_schedule: `"cosine"` (the default: the learning rate decays from the
             space's to 0 over each training) or None.
@@ -429,7 +149,7 @@ class Search:
         max_retries_per_trial: reruns of a trial that raised before it counts as failed.
         verbose: 0 silent, 1 a table row per trial, 2 also Keras' progress bars.
         space_kwargs: keyword arguments for a space given by name. A cell space given by
-            name is sized to the data and `max_time` (`keras_nas.sizing`: cells at up to
+            name is sized to the data and `max_time` (`keras_nas.spaces.sizing`: cells at up to
             16x16, 16 channels, one cell per stage unless the budget affords more); what
             `space_kwargs` sets always wins.
         strategy_kwargs: keyword arguments for a strategy given by name.
@@ -440,7 +160,7 @@ class Search:
             `latency_objective` instead of `objective`.
         latency_objective: `"mnasnet"` (MnasNet's soft reward ACC*(LAT/T)^-0.07, the
             default), `"mnasnet_hard"`, `"hard"` (a hard constraint) or `"tunas"` (TuNAS's
-            absolute reward), or a `keras_nas.objectives.Objective`.
+            absolute reward), or a `keras_nas.results.objectives.Objective`.
         hardware: `"measure"` (TFLite latency measured with LiteRT in a fresh process),
             `"predict"` (with `latency_predictor`) or None; each trial then records
             `latency_ms`, `params`, `macs`, `flops` and `size_bytes`. Defaults to
@@ -519,7 +239,7 @@ class Search:
                     latency_ms > 0 and math.isfinite(latency_ms)):
                 raise ValueError(
                     f"`latency_ms` must be a positive number of milliseconds, got {latency_ms!r}.")
-            from keras_nas.objectives import make_objective
+            from keras_nas.results.objectives import make_objective
 
             base = objective if isinstance(objective, str) else "val_accuracy"
             self.reward = make_objective(latency_objective, float(latency_ms), metric=base)
@@ -678,7 +398,7 @@ class Search:
         return self
 
     def _size_space(self, previous=None):
-        """Sizes a space given by name to the data and budget (`keras_nas.sizing`).
+        """Sizes a space given by name to the data and budget (`keras_nas.spaces.sizing`).
 
         A resumed search keeps the sizes its folder recorded (`previous`), so extending its
         `max_time` continues the same search."""
@@ -702,7 +422,7 @@ class Search:
     def settings(self):
         """What makes two runs the same search (a folder resumes only for equal settings)."""
         objective = self.objective
-        return summary_lib._plain({
+        return records._plain({
             "space": self.space_name,
             "space_config": _space_config(self.space),
             "strategy": self.strategy_name,
@@ -721,7 +441,7 @@ class Search:
     def _previous_settings(self):
         """The settings of the search this folder holds (None if it holds none)."""
         if os.path.exists(self.summary_path):
-            summary = summary_lib.load_summary(self.summary_path)
+            summary = records.load_summary(self.summary_path)
             # Folders of keras-nas 0.1 have no "settings"; their summary names the main ones.
             return summary.get("settings") or {
                 k: summary.get(k) for k in ("space", "strategy", "epochs", "input_shape",
@@ -770,7 +490,7 @@ class Search:
 
         path = os.path.join(self.results_dir, "oneshot.json")
         if os.path.exists(path):
-            self.oneshot_result = summary_lib.load_summary(path)
+            self.oneshot_result = records.load_summary(path)
         else:
             found = ONESHOT_STRATEGIES[self.strategy](
                 self.space, seed=self.seed, verbose=int(self.verbose >= 1),
@@ -779,7 +499,7 @@ class Search:
                 batch_size=self.batch_size)
             self.oneshot_search = found
             history = getattr(found, "controller_history", None)
-            self.oneshot_result = summary_lib._plain({
+            self.oneshot_result = records._plain({
                 "strategy": self.strategy, "seconds": found.search_seconds,
                 "candidates_evaluated": found.num_evaluated, "history": found.history,
                 "controller_history": list(history) if history else None,
@@ -787,7 +507,7 @@ class Search:
                                for arch, score in found.ranked_candidates(
                                    min(self.max_trials, ONESHOT_CANDIDATES))],
             })
-            summary_lib.write_json(path, self.oneshot_result)
+            records.write_json(path, self.oneshot_result)
         candidates = [self.space.decode(c["architecture"])
                       for c in self.oneshot_result["candidates"]]
         return CandidateOracle(
@@ -836,7 +556,7 @@ class Search:
         self.budget.reserve("final_model", 0.0)
         time_left = self.budget.left() - self.budget.reserved() - _SAVE_S
         epochs = best.hyperparameters.values.get("tuner/epochs", self.final_epochs)
-        with _quiet_dead_edges():
+        with quiet_dead_edges():
             model, info = make_final_model(
                 self.final_model, self.tuner, best, record, self.data, self.batch_size,
                 time_left=time_left, seed=self.seed, epochs=epochs,
@@ -848,7 +568,7 @@ class Search:
         self.final_model_info = info
 
     def _record_of(self, trial):
-        return summary_lib.trial_record(trial, self.space, self.tuner.timings.get(trial.trial_id))
+        return records.trial_record(trial, self.space, self.tuner.timings.get(trial.trial_id))
 
     def _accuracy_metric(self):
         if self.reward is not None:
@@ -890,7 +610,7 @@ class Search:
             return []
         oracle = self.tuner.oracle
         records = [
-            summary_lib.trial_record(t, self.space, self.tuner.timings.get(t.trial_id))
+            records.trial_record(t, self.space, self.tuner.timings.get(t.trial_id))
             for t in oracle.trials.values()
         ]
         return sorted(records, key=lambda r: (r["number"] is None, r["number"], r["trial_id"]))
@@ -948,7 +668,7 @@ class Search:
         history = getattr(self.tuner.oracle, "controller_history", None) if self.tuner else None
         if history is None and self.oneshot_result is not None:
             history = self.oneshot_result.get("controller_history")
-        return summary_lib._plain(list(history)) if history else None
+        return records._plain(list(history)) if history else None
 
     def pareto_front(self, objectives=None):
         """The completed trials no other trial beats on every objective, best score first.
@@ -959,7 +679,7 @@ class Search:
 
         Example: `[t["architecture"] for t in search.pareto_front()]`.
         """
-        from keras_nas.objectives import non_dominated_ranks
+        from keras_nas.results.objectives import non_dominated_ranks
 
         trials = [t for t in self.trials if t["status"] == "COMPLETED"]
         if objectives is None:
@@ -974,7 +694,7 @@ class Search:
         return sorted(front, key=lambda t: -(t["score"] or 0.0))
 
     def _write_summary(self):
-        summary_lib.write_json(self.summary_path, self.summary)
+        records.write_json(self.summary_path, self.summary)
 
     def record_best(self, **info):
         """Adds facts about the returned model (TFLite size, latency...) to `summary["best"]`
@@ -985,7 +705,7 @@ class Search:
     def _on_trial_end(self, tuner, trial):
         self._reserve_final_model()
         self._write_summary()
-        record = summary_lib.trial_record(trial, self.space, tuner.timings.get(trial.trial_id))
+        record = records.trial_record(trial, self.space, tuner.timings.get(trial.trial_id))
         if self._progress is not None:
             self._progress.on_trial_end(record)
         if self.on_trial_end is not None:

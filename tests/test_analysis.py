@@ -4,8 +4,8 @@ import collections
 
 import pytest
 
-from keras_nas import analysis
-from keras_nas.analysis import PUBLISHED_CELLS, cell_width_depth
+from keras_nas.results import analysis
+from keras_nas.results.analysis import PUBLISHED_CELLS, cell_width_depth
 
 # Figure 1 of the paper, written out here independently of the module's table.
 FIGURE_1 = {"NASNet": (5.0, 2), "AmoebaNet": (4.0, 4), "ENAS": (5.0, 2), "DARTS": (3.5, 3), "SNAS": (4.0, 2)}

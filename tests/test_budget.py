@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_nas.budget import EpochTimer, StopAtDeadline, TimeBudget
-from keras_nas.pruning import SuccessiveHalving
-from keras_nas.schedules import CosineLearningRate
-from keras_nas.sizing import LADDER, sized_space_kwargs, trial_seconds
+from keras_nas.tuning.budget import EpochTimer, StopAtDeadline, TimeBudget
+from keras_nas.tuning.pruning import SuccessiveHalving
+from keras_nas.tuning.schedules import CosineLearningRate
+from keras_nas.spaces.sizing import LADDER, sized_space_kwargs, trial_seconds
 
 
 class FakeClock:

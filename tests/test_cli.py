@@ -91,7 +91,7 @@ def test_help_and_argument_errors_do_not_import_tensorflow():
 def test_static_names_match_the_registries():
     import keras_nas_cli
     from keras_nas import hardware
-    from keras_nas.final_model import POLICIES
+    from keras_nas.tuning.final_model import POLICIES
     from keras_nas.search import strategy_names
     from keras_nas.spaces import SPACES
 

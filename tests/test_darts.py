@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_nas.oneshot import DartsSearch
 from keras_nas.oneshot.supernet import Supernet
-from keras_nas.oneshot.synthetic import OneOpSpace, diagonal_task
+from keras_nas.testing.toy_task import OneOpSpace, diagonal_task
 from keras_nas.spaces.base import Space
 
 

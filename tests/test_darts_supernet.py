@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from keras_nas.oneshot import DartsSearch, ENASSearch, SPOSSearch, build_supernet
 from keras_nas.oneshot.darts_supernet import DartsSupernet
-from keras_nas.oneshot.synthetic import diagonal_task
+from keras_nas.testing.toy_task import diagonal_task
 from keras_nas.spaces import DartsSpace, NASBench201Space
 
 OPS = ["none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"]

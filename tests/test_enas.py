@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_nas.oneshot import ENASSearch
-from keras_nas.oneshot.synthetic import OneOpSpace, diagonal_task
+from keras_nas.testing.toy_task import OneOpSpace, diagonal_task
 
 
 def test_enas_controller_learns_the_only_useful_op():

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from keras_nas import objectives as O
+from keras_nas.results import objectives as O
 
 
 def test_mnasnet_soft_and_hard():

@@ -10,8 +10,8 @@ from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from keras_nas import plots
-from keras_nas.analysis import PUBLISHED_CELLS
+from keras_nas.results import plots
+from keras_nas.results.analysis import PUBLISHED_CELLS
 
 DATA = Path(__file__).parent / "data"
 NB201 = DATA / "summary_nb201_random.json"  # a real 10-trial KerasTuner search (one FAILED)

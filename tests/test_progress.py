@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from keras_nas.progress import ProgressPrinter, format_duration, shorten
+from keras_nas.tuning.progress import ProgressPrinter, format_duration, shorten
 from keras_nas.spaces import DartsSpace, NASBench201Space
 
 NB201 = pathlib.Path(__file__).parent / "data" / "summary_nb201_random.json"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from keras_nas import plots
-from keras_nas.report import write_report
+from keras_nas.results import plots
+from keras_nas.results.report import write_report
 
 DATA = Path(__file__).parent / "data"
 NB201 = DATA / "summary_nb201_random.json"
@@ -186,7 +186,7 @@ def test_real_search_figures_report_and_tensorboard_hparams(tmp_path):
     from sklearn.datasets import load_digits
 
     import keras_nas
-    from keras_nas import plots
+    from keras_nas.results import plots
 
     digits = load_digits()
     x = (digits.images[:240] / 16.0).astype("float32")[..., None]

@@ -188,7 +188,7 @@ def test_bad_data_fails_before_the_results_folder_is_touched(tmp_path):
 
 
 def test_latency_target_measures_every_trial_and_scores_the_reward(digits, tmp_path):
-    from keras_nas.objectives import MnasNetReward
+    from keras_nas.results.objectives import MnasNetReward
 
     (x, y), val, _ = digits
     s = keras_nas.Search(space="cell", strategy="random", max_trials=2, epochs=1, seed=4,
@@ -336,7 +336,7 @@ def test_trials_measured_on_a_remote_device(digits, tmp_path):
 
 
 def test_reinforce_search_records_its_controller_for_the_figure(digits, tmp_path):
-    from keras_nas import plots
+    from keras_nas.results import plots
 
     (x, y), val, _ = digits
     s = keras_nas.Search(space="cell", strategy="reinforce", max_trials=3, epochs=1, seed=0,

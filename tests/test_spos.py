@@ -1,7 +1,7 @@
 import numpy as np
 
 from keras_nas.oneshot import SPOSSearch, build_supernet, recalibrate_batch_norm
-from keras_nas.oneshot.synthetic import OneOpSpace, diagonal_task
+from keras_nas.testing.toy_task import OneOpSpace, diagonal_task
 from keras_nas.spaces import NASBench201Space
 
 

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_nas import data
-from keras_nas.training_state import BuildTrainingState, build_training_state
+from keras_nas.tuning.training_state import BuildTrainingState, build_training_state
 
 
 @pytest.fixture(scope="module")

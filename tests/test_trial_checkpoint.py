@@ -7,7 +7,7 @@ import pytest
 
 import keras_nas
 from keras_nas import data
-from keras_nas.trial_checkpoint import BestEpochWeights, restore_checkpoint, write_checkpoint
+from keras_nas.tuning.trial_checkpoint import BestEpochWeights, restore_checkpoint, write_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import gc
 
 import keras
 
-from keras_nas import trial_memory
+from keras_nas.tuning import trial_memory
 from tests.test_reliability import ToySpace, toy_data, toy_search
 
 

@@ -29,7 +29,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_nas  # noqa: E402
-from keras_nas import data, trial_memory  # noqa: E402
+from keras_nas import data  # noqa: E402
+from keras_nas.tuning import trial_memory
 from keras_nas.spaces import NASBench201Space  # noqa: E402
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"

@@ -1,6 +1,6 @@
-"""Measures the ladder of `keras_nas.sizing`: what each network size costs and learns.
+"""Measures the ladder of `keras_nas.spaces.sizing`: what each network size costs and learns.
 
-For each rung of `keras_nas.sizing.LADDER` (cells' resolution cap, channels, cells per
+For each rung of `keras_nas.spaces.sizing.LADDER` (cells' resolution cap, channels, cells per
 stage), three fixed NAS-Bench-201 cells (convolution-heavy, mixed, light) are trained on the
 `../shared/data/mnist2500/` split of `tools/bench_realdata.py` (1,750 / 250 / 500, seed 0)
 for `--epochs` epochs with the search's recipe (Adam 1e-3, cosine decay to 0, batch 32), and
@@ -24,12 +24,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench_realdata import DEFAULT_DATA, stratified_split  # noqa: E402
-from keras_nas import trial_memory  # noqa: E402
-from keras_nas.budget import EpochTimer  # noqa: E402
-from keras_nas.schedules import CosineLearningRate  # noqa: E402
-from keras_nas.sizing import LADDER  # noqa: E402
+from keras_nas.tuning import trial_memory
+from keras_nas.tuning.budget import EpochTimer  # noqa: E402
+from keras_nas.tuning.schedules import CosineLearningRate  # noqa: E402
+from keras_nas.spaces.sizing import LADDER  # noqa: E402
 from keras_nas.spaces import NASBench201Space  # noqa: E402
-from keras_nas.training_state import BuildTrainingState  # noqa: E402
+from keras_nas.tuning.training_state import BuildTrainingState  # noqa: E402
 
 CELLS = {
     "conv": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",

@@ -5,7 +5,7 @@ Each seed runs a fresh KerasTuner oracle over `NASBench201Space`'s six `edge_i_j
 driven as a Tuner drives it (`create_trial` -> `update_trial` -> `end_trial`), for
 `--queries` trials. A trial's metrics are the cell's 12-epoch CIFAR-10 validation accuracy
 (`val_accuracy`, a fraction) and its Pixel 3 latency (`latency_ms`, the `lat_pixel3` column);
-the oracle maximizes a latency-aware reward from `keras_nas.objectives` over them
+the oracle maximizes a latency-aware reward from `keras_nas.results.objectives` over them
 (`--objective`: `hard`, `mnasnet`, `mnasnet_hard` or `tunas`; random search ignores it).
 The result of a seed is the trial with the best `val_accuracy` among the feasible ones
 (`latency_ms <= --target-ms`), and what is reported is its 200-epoch CIFAR-10 test accuracy
@@ -56,7 +56,7 @@ def parse_args(argv=None):
 def run_seed(args, table, seed):
     import keras_tuner
 
-    from keras_nas.objectives import make_objective
+    from keras_nas.results.objectives import make_objective
     from keras_nas.oracles import make_oracle
     from keras_nas.spaces import NASBench201Space
 

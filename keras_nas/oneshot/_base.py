@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nas.oneshot.supernet import build_supernet
-from keras_nas.training_state import BuildTrainingState
+from keras_nas.tuning.training_state import BuildTrainingState
 
 
 def _check_xy(x, y, name):

@@ -511,7 +511,7 @@ class ReinforceOracle(keras_tuner.Oracle):
         reward of its batch, the baseline the rewards were compared with, the mean entropy
         (nats, summed over the decisions) of the policy along the batch's sequences, and
         `policy_distributions()` just after the update. It is part of `get_state()`, so it
-        survives a reload; `keras_nas.plots.plot_controller` draws it.
+        survives a reload; `keras_nas.results.plots.plot_controller` draws it.
 
         Example:
 

@@ -48,7 +48,7 @@ class NASBench201Space(Space):
     - inputs whose shorter side is above `max_resolution` (32) pixels are first halved by
       stride-2 3x3 conv-BN-ReLU layers until it is at most that (224 -> 28), so cells run at
       CIFAR resolution; inputs up to 32 pixels get exactly the NAS-Bench-201 network
-      (`keras_nas.search` sizes a space given by name smaller: see `keras_nas.sizing`);
+      (`keras_nas.search` sizes a space given by name smaller: see `keras_nas.spaces.sizing`);
     - a reduction block whose input is already 1 pixel on its shorter side keeps stride 1
       (it still doubles the channels), so tiny inputs work; 8x8 digits run at 8, 4 and 2.
 

@@ -6,7 +6,7 @@
 `keras-nas report RESULTS_DIR` calls it.
 
 ```python
-from keras_nas.report import write_report
+from keras_nas.results.report import write_report
 path = write_report("results/my_search", format="html")
 ```
 """
@@ -16,8 +16,9 @@ import math
 import os
 from pathlib import Path
 
-from keras_nas import analysis, plots
-from keras_nas.progress import ProgressPrinter, format_duration  # noqa: F401  (re-exported)
+from keras_nas.results import analysis
+from keras_nas.results import plots
+from keras_nas.tuning.progress import ProgressPrinter, format_duration  # noqa: F401  (re-exported)
 
 FORMATS = ("markdown", "html")
 FIGURES_DIR = "figures"  # under a results folder, as `keras-nas search` writes them

@@ -25,8 +25,8 @@ import time
 
 import keras
 
-from keras_nas.budget import StopAtDeadline
-from keras_nas.training_state import BuildTrainingState
+from keras_nas.tuning.budget import StopAtDeadline
+from keras_nas.tuning.training_state import BuildTrainingState
 
 POLICIES = ("checkpoint", "retrain")
 """The final-model policies `keras_nas.Search(final_model=...)` accepts."""

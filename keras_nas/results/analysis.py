@@ -433,7 +433,7 @@ def cell_width_depth(genotype):
     Example:
 
     ```python
-    from keras_nas.analysis import PUBLISHED_CELLS, cell_width_depth
+    from keras_nas.results.analysis import PUBLISHED_CELLS, cell_width_depth
     cell_width_depth(PUBLISHED_CELLS["DARTS"])  # CellWidthDepth(width=3.5, depth=3)
     cell_width_depth("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|")
     ```

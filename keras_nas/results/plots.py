@@ -5,7 +5,7 @@ search, or the path of that file or of the directory holding it) or the object i
 and returns a `matplotlib.figure.Figure`; `save_figures` writes all that apply as PNGs.
 
 ```python
-from keras_nas import plots
+from keras_nas.results import plots
 fig = plots.plot_history("results/my_search")        # objective per trial, best so far
 fig.savefig("history.png")
 paths = plots.save_figures("results/my_search", "results/my_search/figures")
@@ -27,7 +27,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
-from keras_nas import analysis  # noqa: E402
+from keras_nas.results import analysis
 
 # Latency and size metrics a trial (or summary["best"]) may carry; all minimised.
 COST_METRICS = ("latency_ms", "params")
@@ -363,7 +363,7 @@ def pareto_front(points, directions):
 
     A point dominates another if it is at least as good in every coordinate and strictly
     better in one. Equal points do not dominate each other (both stay on the front).
-    This is `keras_nas.objectives.non_dominated_ranks` (rank 0) on plain coordinates.
+    This is `keras_nas.results.objectives.non_dominated_ranks` (rank 0) on plain coordinates.
 
     Args:
         points: a sequence of points, each a sequence of numbers (one per objective).
@@ -378,7 +378,7 @@ def pareto_front(points, directions):
     pareto_front([(0.9, 5.0), (0.8, 2.0), (0.7, 3.0)], ["max", "min"])  # [0, 1]
     ```
     """
-    from keras_nas.objectives import non_dominated_ranks
+    from keras_nas.results.objectives import non_dominated_ranks
 
     directions = list(directions)
     for d in directions:
@@ -744,7 +744,7 @@ def plot_cell(cell, title=None, ax=None):
             dict with `"normal"`, DARTS' `Genotype`, its repr, or keras_nas' string form
             `"op~i,op~j|..."`), or a summary / path whose `best_architecture` is one of those.
         title: figure title; default names the cell kind with its width and depth
-            (`keras_nas.analysis.cell_width_depth`).
+            (`keras_nas.results.analysis.cell_width_depth`).
         ax: draw into this axes instead of a new figure.
 
     `none` edges are omitted; DARTS intermediate nodes join the output `c_{k}` by dashed

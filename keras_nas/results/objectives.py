@@ -15,7 +15,7 @@ Rewards, with accuracy `ACC`, latency `LAT` and target `T`:
 Example:
 
 ```python
-from keras_nas import objectives
+from keras_nas.results import objectives
 reward = objectives.make_objective("mnasnet", target=5.0)
 reward({"val_accuracy": 0.9, "latency_ms": 6.0})   # 0.9 * 1.2 ** -0.07
 front = objectives.pareto_front(summary["trials"], {"val_accuracy": "max", "latency_ms": "min"})
