@@ -609,11 +609,11 @@ class Search:
         if self.tuner is None:
             return []
         oracle = self.tuner.oracle
-        records = [
+        rows = [
             records.trial_record(t, self.space, self.tuner.timings.get(t.trial_id))
             for t in oracle.trials.values()
         ]
-        return sorted(records, key=lambda r: (r["number"] is None, r["number"], r["trial_id"]))
+        return sorted(rows, key=lambda r: (r["number"] is None, r["number"], r["trial_id"]))
 
     @property
     def summary(self):

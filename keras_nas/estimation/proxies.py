@@ -57,6 +57,8 @@ import math
 import keras
 import numpy as np
 
+from keras_nas import compat
+
 _JACOB_K = 1e-5
 
 
@@ -126,7 +128,7 @@ def _check_y(y, batch):
 
 def _all_layers(model):
     """Every layer of `model`, nested ones included, each once."""
-    return list(model._flatten_layers(include_self=False, recursive=True))
+    return list(compat.all_layers(model, include_self=False, recursive=True))
 
 
 def _output_layer(model):
@@ -529,7 +531,7 @@ def _relu_role(layer):
         return "output"
     if isinstance(layer, tuple(_RELU_INPUT_LAYERS)):
         # Its own ReLU sublayers, if any, are hooked directly instead.
-        inner = layer._flatten_layers(include_self=False, recursive=True)
+        inner = compat.all_layers(layer, include_self=False, recursive=True)
         if any(_relu_role(sub) == "output" for sub in inner):
             return None
         return "input"

@@ -21,6 +21,8 @@ import dataclasses
 
 import numpy as np
 
+from keras_nas import compat
+
 _ZERO_COST = (
     "InputLayer", "Flatten", "Reshape", "Permute", "Dropout", "SpatialDropout1D",
     "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout", "GaussianNoise",
@@ -142,7 +144,7 @@ def _trace(model, input_shape=None):
 
     shapes = _input_shapes(model, input_shape)
     records = []
-    layers = [l for l in model._flatten_layers(include_self=False, recursive=True)]
+    layers = [l for l in compat.all_layers(model, include_self=False, recursive=True)]
     patched = []
     for layer in layers:
         if "call" in layer.__dict__:
@@ -241,7 +243,7 @@ def profile(model, input_shape=None):
     macs = flops = 0
     rows, uncounted = [], set()
     for layer, ins, outs in _trace(model, input_shape):
-        has_children = bool(layer._flatten_layers(include_self=False, recursive=False))
+        has_children = bool(compat.all_layers(layer, include_self=False, recursive=False))
         if has_children:
             continue  # its sub-layers were recorded where they were called
         m, f, counted = _layer_cost(layer, ins, outs)

@@ -19,8 +19,8 @@ It changes no number: the variables are the same, created earlier (tested).
 """
 
 import keras
-from keras.src import backend as keras_backend  # `compute_output_spec`, as Keras' fit uses
 
+from keras_nas import compat
 from keras_nas.data import is_tf_dataset
 
 
@@ -48,21 +48,20 @@ def build_training_state(model, x, y=None):
 def _build_from_batch(model, batch):
     if batch is None or not getattr(model, "compiled", False) or not model.built:
         return False
-    if not all(layer.built for layer in model._flatten_layers()):
+    if not all(layer.built for layer in compat.all_layers(model, include_self=True)):
         return False
     x_spec, y_spec, weight_spec = batch
     try:
         with model.distribute_strategy.scope():
             y_pred = model.compute_output_spec(x_spec)
-            metrics = getattr(model, "_compile_metrics", None)
+            loss, metrics = compat.compiled_loss_and_metrics(model)
             if metrics is not None and not metrics.built:
-                keras_backend.compute_output_spec(
+                compat.compute_output_spec(
                     model.compute_metrics, x_spec, y_spec, y_pred, sample_weight=weight_spec)
-            loss = getattr(model, "_compile_loss", None)
             if loss is not None and not loss.built:
-                keras_backend.compute_output_spec(
-                    model._compute_loss, x_spec, y_spec, y_pred, sample_weight=weight_spec,
-                    training=False)
+                compat.compute_output_spec(
+                    compat.compute_loss(model), x_spec, y_spec, y_pred,
+                    sample_weight=weight_spec, training=False)
             if model.optimizer is not None and not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
     except Exception:  # noqa: BLE001 - `fit` builds the state itself and reports any error

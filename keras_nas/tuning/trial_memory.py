@@ -34,18 +34,14 @@ trained its entries can go. `forget_new_custom_gradients()` does that around a b
 import contextlib
 import gc
 
+from keras_nas import compat
+
 _PREFIX = "CustomGradient-"
 
 
 def _registry():
-    """TensorFlow's gradient registry as a dict, or None when TensorFlow (or the private
-    attribute) is not there: then there is nothing to release."""
-    try:
-        from tensorflow.python.framework import ops
-    except ImportError:  # pragma: no cover - keras-nas requires TensorFlow
-        return None
-    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
-    return registry if isinstance(registry, dict) else None
+    """TensorFlow's gradient registry as a dict, or None (then there is nothing to release)."""
+    return compat.gradient_registry()
 
 
 def custom_gradient_count():

@@ -1,0 +1,100 @@
+"""Every access keras-nas makes to a private internal of Keras, TensorFlow or KerasTuner.
+
+Each function says why the private path is used (no public one does the job) and what happens
+if it disappears in a later release, so an upgrade breaks in one place with a clear effect.
+Everything else in keras-nas uses public APIs only. The versions these were checked against
+are pinned in setup.cfg (Keras 3.15, TensorFlow 2.21, KerasTuner 1.4.8).
+
+```python
+from keras_nas import compat
+layers = compat.all_layers(model)            # every nested layer, depth first
+```
+"""
+
+import keras
+
+
+def all_layers(layer, include_self=False, recursive=True):
+    """Every layer inside `layer` (a model or a composite layer), depth first.
+
+    Why private: `Model.layers` lists only the top level, and Keras has no public walk over
+    the layers nested in custom layers (a `Cell`'s edge ops, an `MBConv`'s convolutions);
+    `Layer._flatten_layers` is what Keras itself uses for that. If it disappears: the same
+    walk over each layer's attributes that are layers or lists of layers, which finds the
+    layers keras-nas' own layers hold (they keep them in attributes).
+
+    Example: `[l for l in all_layers(model) if isinstance(l, keras.layers.BatchNormalization)]`.
+    """
+    flatten = getattr(layer, "_flatten_layers", None)
+    if flatten is not None:
+        return list(flatten(include_self=include_self, recursive=recursive))
+    found, seen = [], set()
+
+    def visit(item, depth):
+        if id(item) in seen:
+            return
+        seen.add(id(item))
+        if depth > 0 or include_self:
+            found.append(item)
+        if depth > 0 and not recursive:
+            return
+        for value in vars(item).values():
+            children = value if isinstance(value, (list, tuple)) else [value]
+            for child in children:
+                if isinstance(child, keras.layers.Layer):
+                    visit(child, depth + 1)
+
+    visit(layer, 0)
+    return found
+
+
+def compute_output_spec(fn, *args, **kwargs):
+    """Runs `fn` on symbolic tensors (`KerasTensor`s) to create the variables it needs.
+
+    Why private: `keras.src.backend.compute_output_spec` is what `Model.fit` uses to build
+    compiled metrics and losses before tracing (`training_state.py`); there is no public
+    equivalent in Keras 3.15. If it disappears: this raises ImportError, which
+    `build_training_state` treats like any failure: it leaves the work to `fit`, which then
+    traces the training step twice, as plain Keras does (slower, same numbers).
+    """
+    from keras.src import backend
+
+    return backend.compute_output_spec(fn, *args, **kwargs)
+
+
+def compiled_loss_and_metrics(model):
+    """`(loss container, metrics container)` of a compiled model (either may be None).
+
+    Why private: Keras keeps what `compile(loss=..., metrics=...)` made in `_compile_loss`
+    and `_compile_metrics`, and builds them on the first training step; keras-nas builds them
+    before tracing (`training_state.py`). If they disappear: both are None, and
+    `build_training_state` leaves their creation to `fit` (slower, same numbers).
+    """
+    return getattr(model, "_compile_loss", None), getattr(model, "_compile_metrics", None)
+
+
+def compute_loss(model):
+    """The model's bound `_compute_loss` (None if absent), for building the loss state.
+
+    Why private: see `compiled_loss_and_metrics`; `Model.compute_loss` is public but wraps
+    it with the training flag handling Keras' own build step bypasses. If it disappears:
+    None, and the loss state is built by `fit`.
+    """
+    return getattr(model, "_compute_loss", None)
+
+
+def gradient_registry():
+    """TensorFlow's process-wide gradient registry (a dict by name), or None.
+
+    Why private: every traced Keras training step registers a `CustomGradient-<n>` function
+    there that keeps its whole graph alive after `clear_session()` (38.7 MB per trial,
+    `trial_memory.py`); TensorFlow offers no public way to unregister it. If it disappears
+    (or is no longer a dict): None, and keras-nas removes nothing, so memory grows per
+    trial as in plain Keras loops, and `tests/test_trial_memory.py` fails to say so.
+    """
+    try:
+        from tensorflow.python.framework import ops
+    except ImportError:  # pragma: no cover - keras-nas requires TensorFlow
+        return None
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    return registry if isinstance(registry, dict) else None
