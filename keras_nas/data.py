@@ -10,6 +10,8 @@ import typing
 
 import numpy as np
 
+from keras_nas.validation import check_arrays
+
 #: Dataset names that need no download: they ship with a dependency.
 EMBEDDED_DATASETS = ("digits",)
 
@@ -48,72 +50,6 @@ class SearchData:
             return self.train.concatenate(self.validation)
         (xt, yt), (xv, yv) = self.train, self.validation
         return np.concatenate([xt, xv]), np.concatenate([yt, yv])
-
-
-def _as_examples(x, name):
-    """Checks `x` is a non-empty numeric array of images and returns it as float32 NHWC."""
-    try:
-        x = np.asarray(x)
-    except Exception as e:  # ragged lists and the like
-        raise ValueError(f"`{name}` must be array-like of numbers: {e}") from None
-    if x.dtype == object or not (
-        np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_)
-    ):
-        raise ValueError(f"`{name}` must hold numbers, got an array of dtype {x.dtype}.")
-    if x.ndim == 0 or len(x) == 0:
-        raise ValueError(f"`{name}` is empty: it needs at least one example.")
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4:
-        raise ValueError(
-            f"`{name}` must have shape (samples, height, width) or "
-            f"(samples, height, width, channels), got shape {x.shape}."
-        )
-    x = x.astype("float32", copy=False)
-    if not np.all(np.isfinite(x)):
-        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-        raise ValueError(f"`{name}` contains {bad} NaN or infinite values.")
-    return x
-
-
-def _as_labels(y, name, num_examples, x_name):
-    try:
-        y = np.asarray(y)
-    except Exception as e:
-        raise ValueError(f"`{name}` must be array-like of integer labels: {e}") from None
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(
-            f"`{name}` must be a 1-D array of integer class labels, got shape {y.shape}."
-        )
-    if len(y) != num_examples:
-        raise ValueError(
-            f"`{x_name}` and `{name}` must have the same length, "
-            f"got {num_examples} examples and {len(y)} labels."
-        )
-    if y.dtype == object or not np.issubdtype(y.dtype, np.number):
-        raise ValueError(f"`{name}` must hold integer class labels, got dtype {y.dtype}.")
-    if not np.all(np.isfinite(y)) or not np.all(np.equal(np.mod(y, 1), 0)):
-        raise ValueError(f"`{name}` must hold integer class labels, got non-integer values.")
-    y = y.astype("int32")
-    if y.min() < 0:
-        raise ValueError(f"`{name}` must hold labels >= 0, got {int(y.min())}.")
-    return y
-
-
-def check_arrays(x, y, x_name="x", y_name="y"):
-    """Validates one `(x, y)` pair of arrays; returns them as float32 images and int32 labels.
-
-    Example:
-
-    ```python
-    x, y = check_arrays(np.zeros((10, 8, 8)), np.arange(10) % 2)   # x becomes (10, 8, 8, 1)
-    ```
-    """
-    x = _as_examples(x, x_name)
-    y = _as_labels(y, y_name, len(x), x_name)
-    return x, y
 
 
 def load_digits():

@@ -7,9 +7,9 @@ import shutil
 import time
 
 import keras_tuner
-import numpy as np
 
 from keras_nas import data as data_lib
+from keras_nas import validation
 from keras_nas.oracles.registry import make_oracle
 from keras_nas.spaces import Space, get_space
 from keras_nas.spaces.sizing import sized_space_kwargs
@@ -93,12 +93,6 @@ def _short_architecture(space):
 def _architecture_legend(space):
     legend = getattr(space, "architecture_legend", None)
     return legend() if legend is not None else None
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 class Search:
@@ -192,36 +186,25 @@ class Search:
                  latency_predictor=None, latency_device=None):
         if max_trials is None:  # bounded by the time budget when there is one
             max_trials = DEFAULT_MAX_TRIALS if max_time is None else NO_TRIAL_LIMIT
-        self.max_trials = _positive_int(max_trials, "max_trials")
-        self.epochs = _positive_int(epochs, "epochs")
-        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.max_trials = validation.check_int(max_trials, "max_trials", minimum=1)
+        self.epochs = validation.check_int(epochs, "epochs", minimum=1)
+        self.batch_size = validation.check_int(batch_size, "batch_size", minimum=1)
         self.final_model = check_policy(final_model)
         self.final_epochs = (FINAL_EPOCHS_FACTOR * self.epochs if final_epochs is None
-                             else _positive_int(final_epochs, "final_epochs"))
+                             else validation.check_int(final_epochs, "final_epochs", minimum=1))
         self.successive_halving = bool(successive_halving)
-        if not (isinstance(time_after_search, (int, float)) and time_after_search >= 0):
-            raise ValueError("`time_after_search` must be a number of seconds >= 0, "
-                             f"got {time_after_search!r}.")
-        self.after_search_s = float(time_after_search)
-        if learning_rate_schedule not in SCHEDULES:
-            raise ValueError(f"`learning_rate_schedule` must be one of {list(SCHEDULES)}, "
-                             f"got {learning_rate_schedule!r}.")
-        self.learning_rate_schedule = learning_rate_schedule
-        self.max_consecutive_failed_trials = _positive_int(
-            max_consecutive_failed_trials, "max_consecutive_failed_trials")
-        if isinstance(max_retries_per_trial, bool) or not isinstance(
-                max_retries_per_trial, int) or max_retries_per_trial < 0:
-            raise ValueError("`max_retries_per_trial` must be an integer >= 0, "
-                             f"got {max_retries_per_trial!r}.")
-        self.max_retries_per_trial = max_retries_per_trial
-        if max_time is not None and not (isinstance(max_time, (int, float))
-                                         and not isinstance(max_time, bool) and max_time > 0):
-            raise ValueError(f"`max_time` must be a positive number of seconds, got {max_time!r}.")
+        self.after_search_s = validation.check_number(
+            time_after_search, "time_after_search", minimum=0, unit="seconds")
+        self.learning_rate_schedule = validation.check_choice(
+            learning_rate_schedule, "learning_rate_schedule", tuple(SCHEDULES))
+        self.max_consecutive_failed_trials = validation.check_int(
+            max_consecutive_failed_trials, "max_consecutive_failed_trials", minimum=1)
+        self.max_retries_per_trial = validation.check_int(
+            max_retries_per_trial, "max_retries_per_trial", minimum=0)
         self.max_time = max_time
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or seed < 0):
-            raise ValueError(f"`seed` must be a non-negative integer or None, got {seed!r}.")
-        self.seed = None if seed is None else int(seed)
+        if max_time is not None:
+            validation.check_number(max_time, "max_time", positive=True, unit="seconds")
+        self.seed = validation.check_int(seed, "seed", minimum=0, allow_none=True)
         if not isinstance(directory, (str, os.PathLike)) or not str(directory):
             raise ValueError(f"`directory` must be a folder path, got {directory!r}.")
         if not isinstance(project_name, str) or not project_name or os.sep in project_name:
@@ -235,10 +218,7 @@ class Search:
         self.on_trial_end = on_trial_end
         self.reward = None
         if latency_ms is not None:
-            if isinstance(latency_ms, bool) or not isinstance(latency_ms, (int, float)) or not (
-                    latency_ms > 0 and math.isfinite(latency_ms)):
-                raise ValueError(
-                    f"`latency_ms` must be a positive number of milliseconds, got {latency_ms!r}.")
+            validation.check_number(latency_ms, "latency_ms", positive=True, unit="milliseconds")
             from keras_nas.results.objectives import make_objective
 
             base = objective if isinstance(objective, str) else "val_accuracy"

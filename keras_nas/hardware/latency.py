@@ -23,6 +23,7 @@ import warnings
 
 import numpy as np
 
+from keras_nas import validation
 from keras_nas.hardware import _runner as timing
 from keras_nas.hardware.export import is_tflite, to_tflite
 from keras_nas.hardware.reference import (
@@ -193,14 +194,6 @@ class Calibration:
                 "device_fingerprint": self.fingerprint}
 
 
-def _check_int(value, name, low, high):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an integer, got {value!r}.")
-    if not low <= value <= high:
-        raise ValueError(f"`{name}` must be between {low} and {high}, got {value}.")
-    return int(value)
-
-
 def _check_protocol(protocol):
     if protocol not in PROTOCOLS:
         raise ValueError(f"`protocol` must be one of {PROTOCOLS}, got {protocol!r}.")
@@ -328,7 +321,7 @@ def calibrate_reference(device=None, threads=1, xnnpack=True, seconds=timing.CAL
     ```
     """
     _check_device(device)
-    threads = _check_int(threads, "threads", 1, 64)
+    threads = validation.check_int(threads, "threads", minimum=1, maximum=64)
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (
             0.5 <= seconds <= 600):
         raise ValueError(f"`seconds` must be a number between 0.5 and 600, got {seconds!r}.")
@@ -469,9 +462,9 @@ def measure_latency(model_or_tflite, runs=50, warmup=10, threads=1, xnnpack=True
     stats.median_ms, stats.ratio, stats.reference["name"]
     ```
     """
-    runs = _check_int(runs, "runs", 1, 100000)
-    warmup = _check_int(warmup, "warmup", 0, 10000)
-    threads = _check_int(threads, "threads", 1, 64)
+    runs = validation.check_int(runs, "runs", minimum=1, maximum=100000)
+    warmup = validation.check_int(warmup, "warmup", minimum=0, maximum=10000)
+    threads = validation.check_int(threads, "threads", minimum=1, maximum=64)
     _check_protocol(protocol)
     _check_device(device)
     start = time.perf_counter()
@@ -557,9 +550,9 @@ def measure_latency_many(tflite_models, runs=50, warmup=10, threads=1, xnnpack=T
 
     Example: `[s.median_ms for s in measure_latency_many([a, b], runs=30)]`.
     """
-    runs = _check_int(runs, "runs", 1, 100000)
-    warmup = _check_int(warmup, "warmup", 0, 10000)
-    threads = _check_int(threads, "threads", 1, 64)
+    runs = validation.check_int(runs, "runs", minimum=1, maximum=100000)
+    warmup = validation.check_int(warmup, "warmup", minimum=0, maximum=10000)
+    threads = validation.check_int(threads, "threads", minimum=1, maximum=64)
     _check_protocol(protocol)
     models = [_as_tflite_bytes(m) for m in tflite_models]
     if not models:

@@ -1,22 +1,12 @@
 """Small helpers shared by the keras_nas layers (argument checks, shape arithmetic)."""
 
-import numbers
-
 import keras
+
+from keras_nas.validation import check_positive_int
 
 # PyTorch's BatchNorm defaults (momentum 0.1 there is 0.9 here), which NAS-Bench-201 and DARTS use.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
-
-
-def check_positive_int(value, name, minimum=1):
-    """Returns `value` as an int, or raises naming `name` when it is not an integer >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-    return value
 
 
 def check_stride(stride, name="stride"):

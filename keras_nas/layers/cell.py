@@ -8,10 +8,10 @@ from keras import ops
 from keras_nas.layers._utils import (
     build_sequence,
     check_4d,
-    check_positive_int,
     check_stride,
     out_shape,
 )
+from keras_nas.validation import check_positive_int
 from keras_nas.layers.ops import ReLUConvBN, canonical_op_name, get_op
 
 register = keras.saving.register_keras_serializable(package="keras_nas")

@@ -5,7 +5,8 @@ import numbers
 import keras
 from keras import ops
 
-from keras_nas.layers._utils import check_4d, check_positive_int, out_shape, strided
+from keras_nas.layers._utils import check_4d, out_shape, strided
+from keras_nas.validation import check_positive_int
 from keras_nas.layers.ops import FactorizedReduce, ReLUConvBN, canonical_op_name, get_op
 
 register = keras.saving.register_keras_serializable(package="keras_nas")

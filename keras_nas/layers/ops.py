@@ -31,11 +31,11 @@ from keras_nas.layers._utils import (
     call_sequence,
     check_4d,
     check_kernel,
-    check_positive_int,
     check_stride,
     out_shape,
     strided,
 )
+from keras_nas.validation import check_positive_int
 
 register = keras.saving.register_keras_serializable(package="keras_nas")
 

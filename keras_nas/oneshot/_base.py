@@ -8,30 +8,8 @@ import tensorflow as tf
 
 from keras_nas.oneshot.supernet import build_supernet
 from keras_nas.tuning.training_state import BuildTrainingState
-
-
-def _check_xy(x, y, name):
-    try:
-        x = np.asarray(x, dtype="float32")
-        y = np.asarray(y)
-    except Exception as e:  # ragged input and the like
-        raise TypeError(f"`{name}` must be numpy-compatible arrays: {e}") from None
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4:
-        raise ValueError(
-            f"`{name}` images must have shape (n, height, width[, channels]), got {x.shape}."
-        )
-    y = y.reshape(-1)
-    if len(x) != len(y) or len(x) == 0:
-        raise ValueError(
-            f"`{name}` needs as many labels as examples (and at least one), "
-            f"got {len(x)} examples and {len(y)} labels."
-        )
-    if not np.issubdtype(y.dtype, np.integer):
-        if not np.all(np.equal(np.mod(y, 1), 0)):
-            raise ValueError(f"`{name}` labels must be integer class indices.")
-    return x, y.astype("int32")
+from keras_nas import validation
+from keras_nas.validation import check_arrays
 
 
 class OneShotSearch:
@@ -62,7 +40,7 @@ class OneShotSearch:
 
     # -- data -----------------------------------------------------------------------------
     def _prepare(self, x, y, validation_data, batch_size, epochs):
-        x, y = _check_xy(x, y, "x, y")
+        x, y = check_arrays(x, y)
         if validation_data is None:
             # DARTS splits the training set in halves: one for w, one for alpha.
             order = self.rng.permutation(len(x))
@@ -76,11 +54,10 @@ class OneShotSearch:
         else:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("`validation_data` must be a tuple `(x_val, y_val)` or None.")
-            xv, yv = _check_xy(validation_data[0], validation_data[1], "validation_data")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise ValueError(f"`epochs` must be a positive integer, got {epochs!r}.")
+            xv, yv = check_arrays(validation_data[0], validation_data[1], x_name="validation_data[0]",
+                                  y_name="validation_data[1]")
+        validation.check_int(batch_size, "batch_size", minimum=1)
+        validation.check_int(epochs, "epochs", minimum=1)
         if xv.shape[1:] != x.shape[1:]:
             raise ValueError(
                 f"`validation_data` examples have shape {xv.shape[1:]}, training ones {x.shape[1:]}."
@@ -247,7 +224,7 @@ class OneShotSearch:
         """
         if self.best_architecture is None:
             raise ValueError("Call `fit()` before `retrain()`: no architecture was found yet.")
-        x, y = _check_xy(x, y, "x, y")
+        x, y = check_arrays(x, y)
         model = self.space.build_architecture(self.best_architecture)
         model.fit(
             x,

@@ -7,6 +7,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.src.engine import trial as trial_module
 
+from keras_nas import validation
 from keras_nas.oracles.controller import LSTMController
 from keras_nas.oracles.controller import _softmax
 from keras_nas.oracles.controller import keep_exact_seed
@@ -124,37 +125,24 @@ class ReinforceOracle(keras_tuner.Oracle):
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
         keep_exact_seed(self, seed)
-        _check_positive("learning_rate", learning_rate)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-        if not 0 <= float(baseline_decay) < 1:
+        validation.check_number(learning_rate, "learning_rate", positive=True)
+        validation.check_int(batch_size, "batch_size", minimum=1)
+        baseline_decay = validation.check_number(baseline_decay, "baseline_decay", minimum=0)
+        if baseline_decay >= 1:
             raise ValueError(f"`baseline_decay` must be in [0, 1), got {baseline_decay!r}.")
-        if not float(entropy_weight) >= 0:
-            raise ValueError(f"`entropy_weight` must be >= 0, got {entropy_weight!r}.")
+        validation.check_number(entropy_weight, "entropy_weight", minimum=0)
         if temperature is not None:
-            _check_positive("temperature", temperature)
+            validation.check_number(temperature, "temperature", positive=True)
         if tanh_constant is not None:
-            _check_positive("tanh_constant", tanh_constant)
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(f"`units` must be a positive integer, got {units!r}.")
-        if not isinstance(num_bins, int) or num_bins < 2:
-            raise ValueError(f"`num_bins` must be an integer >= 2, got {num_bins!r}.")
-        if advantage not in ADVANTAGES:
-            raise ValueError(
-                f"`advantage` must be one of {ADVANTAGES}, got {advantage!r}."
-            )
-        if not isinstance(replay_best, int) or isinstance(replay_best, bool) or replay_best < 0:
-            raise ValueError(
-                f"`replay_best` must be a non-negative integer, got {replay_best!r}."
-            )
-        if not float(replay_weight) >= 0:
-            raise ValueError(f"`replay_weight` must be >= 0, got {replay_weight!r}.")
+            validation.check_number(tanh_constant, "tanh_constant", positive=True)
+        validation.check_int(units, "units", minimum=1)
+        validation.check_int(num_bins, "num_bins", minimum=2)
+        validation.check_choice(advantage, "advantage", ADVANTAGES)
+        validation.check_int(replay_best, "replay_best", minimum=0)
+        validation.check_number(replay_weight, "replay_weight", minimum=0)
         if reward_fn is not None and not callable(reward_fn):
             raise TypeError(f"`reward_fn` must be callable or None, got {reward_fn!r}.")
-        if not isinstance(max_collisions, int) or max_collisions < 0:
-            raise ValueError(
-                f"`max_collisions` must be a non-negative integer, got {max_collisions!r}."
-            )
+        validation.check_int(max_collisions, "max_collisions", minimum=0)
         self.learning_rate = float(learning_rate)
         self.batch_size = batch_size
         self.baseline_decay = float(baseline_decay)
@@ -586,12 +574,3 @@ class ReinforceOracle(keras_tuner.Oracle):
         # update, and only once.
         for tid in sorted(self.trials):
             self._collect(self.trials[tid])
-
-
-def _check_positive(name, value):
-    try:
-        ok = float(value) > 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"`{name}` must be a positive number, got {value!r}.")

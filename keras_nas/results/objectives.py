@@ -23,23 +23,10 @@ front = objectives.pareto_front(summary["trials"], {"val_accuracy": "max", "late
 """
 
 import math
-import numbers
+
+from keras_nas.validation import check_number
 
 DIRECTIONS = ("min", "max")
-
-
-def _positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-        math.isfinite(value) and value > 0
-    ):
-        raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
-    return float(value)
-
-
-def _finite(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
-    return float(value)
 
 
 def mnasnet_reward(accuracy, latency, target, alpha=-0.07, beta=-0.07):
@@ -54,9 +41,9 @@ def mnasnet_reward(accuracy, latency, target, alpha=-0.07, beta=-0.07):
 
     Example: `mnasnet_reward(0.75, 80.0, 75.0)` is `0.75 * (80/75) ** -0.07`.
     """
-    accuracy = _finite(accuracy, "accuracy")
-    latency = _positive(latency, "latency")
-    target = _positive(target, "target")
+    accuracy = check_number(accuracy, "accuracy")
+    latency = check_number(latency, "latency", positive=True)
+    target = check_number(target, "target", positive=True)
     w = alpha if latency <= target else beta
     return accuracy * (latency / target) ** w
 
@@ -74,9 +61,9 @@ def tunas_reward(accuracy, latency, target, beta=-0.07):
 
     Example: `tunas_reward(0.8, 6.0, 5.0) == 0.8 - 0.07 * 0.2`.
     """
-    accuracy = _finite(accuracy, "accuracy")
-    latency = _positive(latency, "latency")
-    target = _positive(target, "target")
+    accuracy = check_number(accuracy, "accuracy")
+    latency = check_number(latency, "latency", positive=True)
+    target = check_number(target, "target", positive=True)
     if not beta < 0:
         raise ValueError(f"`beta` must be negative, got {beta!r}.")
     return accuracy + beta * abs(latency / target - 1.0)
@@ -87,9 +74,9 @@ def hard_constraint_reward(accuracy, latency, target):
 
     Example: `hard_constraint_reward(0.9, 6.0, 5.0) == -1.2`.
     """
-    accuracy = _finite(accuracy, "accuracy")
-    latency = _positive(latency, "latency")
-    target = _positive(target, "target")
+    accuracy = check_number(accuracy, "accuracy")
+    latency = check_number(latency, "latency", positive=True)
+    target = check_number(target, "target", positive=True)
     return accuracy if latency <= target else -latency / target
 
 
@@ -145,7 +132,7 @@ class Objective:
     direction = "max"
 
     def __init__(self, target, metric="val_accuracy", latency_metric="latency_ms"):
-        self.target = _positive(target, "target")
+        self.target = check_number(target, "target", positive=True)
         if not isinstance(metric, str) or not isinstance(latency_metric, str):
             raise TypeError("`metric` and `latency_metric` must be metric names (strings).")
         self.metric = metric
@@ -280,7 +267,7 @@ def feasible(metrics, constraints):
     if not isinstance(constraints, dict):
         raise TypeError("`constraints` must be a dict {metric_name: upper_limit}.")
     for name, limit in constraints.items():
-        limit = _finite(limit, f"constraints[{name!r}]")
+        limit = check_number(limit, f"constraints[{name!r}]")
         value = metric_value(metrics, name)
         if value is None or value > limit:
             return False

@@ -6,7 +6,8 @@ import numbers
 import keras
 
 from keras_nas.layers import DartsCell, format_cell_genotype, parse_cell_genotype
-from keras_nas.layers._utils import batch_norm, check_positive_int
+from keras_nas.layers._utils import batch_norm
+from keras_nas.validation import check_positive_int
 from keras_nas.layers.ops import canonical_op_name
 from keras_nas.spaces.base import Space, stem_downsampling
 

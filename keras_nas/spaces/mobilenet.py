@@ -6,7 +6,8 @@ import numbers
 import keras
 
 from keras_nas.layers import MBConv
-from keras_nas.layers._utils import batch_norm, check_positive_int
+from keras_nas.layers._utils import batch_norm
+from keras_nas.validation import check_positive_int
 from keras_nas.spaces.base import Space
 
 MOBILENETV2_STAGES = (

@@ -5,7 +5,8 @@ import itertools
 import keras
 
 from keras_nas.layers import Cell, ResNetBasicBlock, cell_edges
-from keras_nas.layers._utils import batch_norm, check_positive_int
+from keras_nas.layers._utils import batch_norm
+from keras_nas.validation import check_positive_int
 from keras_nas.spaces.base import Space, stem_downsampling
 
 NASBENCH201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]

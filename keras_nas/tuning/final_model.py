@@ -25,6 +25,7 @@ import time
 
 import keras
 
+from keras_nas import validation
 from keras_nas.tuning.budget import StopAtDeadline
 from keras_nas.tuning.training_state import BuildTrainingState
 
@@ -37,9 +38,7 @@ _FIXED_S = 3.0
 
 def check_policy(policy):
     """`policy` if it is one of `POLICIES`; a ValueError naming `final_model` otherwise."""
-    if policy not in POLICIES:
-        raise ValueError(f"`final_model` must be one of {POLICIES}, got {policy!r}.")
-    return policy
+    return validation.check_choice(policy, "final_model", POLICIES)
 
 
 def final_epochs(record, epochs=None):
