@@ -154,3 +154,30 @@ def test_bad_arguments_and_registry():
     oracle = make_oracle("evolution", objective="val_accuracy", max_trials=100, epochs=1, seed=1)
     assert isinstance(oracle, EvolutionOracle)
     assert oracle.sample_size <= oracle.population_size
+
+
+def test_stops_once_every_combination_was_tried(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    hp.Boolean("a")
+    hp.Boolean("b")
+    oracle = new_oracle(
+        tmp_path, "two", hyperparameters=hp, max_trials=None, population_size=4, sample_size=2
+    )
+    tried = run(oracle, lambda v: float(v["a"]) + float(v["b"]), 200)
+    assert len(tried) == len({json.dumps(v, sort_keys=True) for _, v in tried}) == 4
+    assert oracle.create_trial("t1").status == "STOPPED"
+
+
+def test_mutation_goes_on_inside_the_bins_of_a_large_range(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("op", ["a", "b"])
+    hp.Int("n", 0, 1000)
+    oracle = new_oracle(
+        tmp_path, "bins", hyperparameters=hp, num_bins=4, population_size=4, sample_size=2
+    )
+    tried = run(oracle, lambda v: v["n"] / 1000 + (v["op"] == "a"), 40)
+    # 2 * 4 binned combinations, yet 40 different trials, every one after the random start a
+    # child of its parent (mutated, then redrawn inside its bins).
+    assert len(tried) == len({json.dumps(v, sort_keys=True) for _, v in tried}) == 40
+    assert all(oracle._origin[tid] is not None for tid, _ in tried[4:])
+    assert all(0 <= v["n"] <= 1000 for _, v in tried)

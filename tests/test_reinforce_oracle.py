@@ -9,7 +9,7 @@ import pytest
 from keras_nas.oracles import ReinforceOracle
 from keras_nas.oracles import make_oracle
 from keras_nas.oracles.controller import LSTMController
-from keras_nas.oracles.controller import decision_options
+from keras_nas.oracles.decisions import decision_options
 
 
 def toy_space(n=5, k=4):
@@ -253,8 +253,7 @@ def test_conditional_int_and_float_decisions(tmp_path):
 
     p_conv = oracle.probability({"kind": "conv"})
     tried = run(oracle, reward, 24)
-    assert len(tried) == 24  # all 4 * 4 + 2 * 4 architectures, each once
-    assert oracle.create_trial("t0").status == "STOPPED"
+    assert len(tried) == 24  # all 4 * 4 + 2 * 4 binned combinations, each once
     for v in tried:
         assert ("filters" in v) == (v["kind"] == "conv")
         assert ("wide" in v) == (v["kind"] == "mlp")
@@ -267,6 +266,10 @@ def test_conditional_int_and_float_decisions(tmp_path):
         assert names == [n for n in ["kind", "filters", "wide", "lr"] if n in v]
     # The controller learned to prefer the rewarded branch.
     assert oracle.probability({"kind": "conv"}) > p_conv + 0.1
+    # `lr` and `filters` have more values than bins: the search goes on inside the bins.
+    more = run(oracle, reward, 10)
+    assert len(more) == 6 and not any(v in tried for v in more)  # up to max_trials
+    assert all(1e-4 <= v["lr"] <= 1e-1 and v.get("filters", 8) % 8 == 0 for v in more)
 
 
 def test_numpy_sampling_matches_keras_controller():
@@ -327,3 +330,49 @@ def test_real_tiny_search_with_reinforce_on_digits(tmp_path):
     names = set(summary["trials"][0]["hyperparameters"])
     edges = {n for n in names if n.startswith("edge_")}
     assert len(edges) == 6 and edges <= set(history[0]["probabilities"]) <= names
+
+
+@pytest.mark.parametrize("outcome", ["failed", "nan", "pending"])
+def test_reload_after_the_space_grew_in_an_unlearned_trial(tmp_path, outcome):
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("kind", ["mlp", "conv"])
+    kwargs = dict(hyperparameters=hp, max_trials=10, batch_size=2 if outcome == "pending" else 1)
+    a = new_oracle(tmp_path, outcome, **kwargs)
+    trial = a.create_trial("t0")
+    # The hypermodel's build declares new hyperparameters, then the trial is not learned.
+    trial.hyperparameters.Choice("act", ["relu", "tanh", "gelu"])
+    with trial.hyperparameters.conditional_scope("kind", ["conv"]):
+        trial.hyperparameters.Int("filters", 8, 64, step=8)
+    if outcome == "failed":
+        trial.status = "FAILED"
+    else:
+        a.update_trial(trial.trial_id, {"score": math.nan if outcome == "nan" else 0.5})
+        trial.status = "COMPLETED"
+    a.end_trial(trial)
+    assert a.updates == 0 and "act" in a.hyperparameters
+    assert a.get_state()["reinforce"]["controller"]["signature"] == [["kind", 2]]
+
+    b = new_oracle(tmp_path, outcome, seed=99, **kwargs)
+    b.reload()
+
+    def reward(values):
+        return float(values["kind"] == "conv") + values.get("filters", 0) / 64
+
+    ta, tb = run(a, reward, 5), run(b, reward, 5)
+    assert ta == tb and all("act" in v for v in tb)
+    assert b.controller.names == ["kind", "act", "filters"]
+    for wa, wb in zip(a.controller.get_weights(), b.controller.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
+    assert b.updates == a.updates > 0
+
+
+def test_int_range_is_searched_past_its_bins(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    hp.Int("n", 0, 1000)
+    oracle = new_oracle(tmp_path, "int", hyperparameters=hp, max_trials=30)
+    tried = run(oracle, lambda v: v["n"] / 1000, 30)
+    assert len(tried) == len({v["n"] for v in tried}) == 30
+    # First every bin (both ends of the range included), then values inside the bins.
+    assert sorted(v["n"] for v in tried[:10]) == decision_options(hp._hps["n"][0], 10)
+    assert decision_options(hp._hps["n"][0], 10)[::9] == [0, 1000]
+    assert oracle.updates == 30

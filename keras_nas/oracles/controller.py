@@ -1,132 +1,14 @@
-"""The decisions of a KerasTuner search space as discrete choices, and the LSTM controller.
+"""The LSTM controller of `ReinforceOracle`, and helpers shared by keras-nas' oracles.
 
-A strategy that proposes architectures one decision at a time (REINFORCE, evolution's
-mutations) sees every hyperparameter of the space as a finite list of options:
-
-- `Choice`: its values; `Boolean`: `[False, True]`; `Fixed`: no decision at all;
-- `Int` / `Float`: every value on the grid when it has at most `num_bins` of them, otherwise
-  `num_bins` evenly spaced quantiles of the hyperparameter's own sampling (linear, log, ...).
-
-`LSTMController` is the policy of `ReinforceOracle`: an LSTM that reads the previous
-decision and emits a distribution over the next one (Zoph & Le 2017; Pham et al. 2018).
+`LSTMController` is an LSTM that reads the previous decision and emits a distribution over
+the next one (Zoph & Le 2017; Pham et al. 2018). The decisions themselves (a search space's
+hyperparameters as finite lists of options) are in `keras_nas.oracles.decisions`.
 """
 
 import math
 
 import keras
 import numpy as np
-from keras_tuner.src.engine.hyperparameters import hp_types
-
-
-def decision_options(hp, num_bins=10):
-    """The finite list of values a strategy chooses from for one hyperparameter.
-
-    Args:
-        hp: a `keras_tuner` hyperparameter (`Choice`, `Boolean`, `Int`, `Float`, `Fixed`).
-        num_bins: the most options an `Int` or `Float` is cut into.
-
-    Returns:
-        A list of values, or `None` for a `Fixed` hyperparameter (nothing to decide).
-
-    Example:
-
-    ```python
-    hp = keras_tuner.HyperParameters()
-    lr = hp.Float("lr", 1e-4, 1e-1, sampling="log")
-    decision_options(hp._hps["lr"][0], num_bins=4)  # 4 log-spaced values
-    ```
-    """
-    if not isinstance(num_bins, int) or num_bins < 2:
-        raise ValueError(f"`num_bins` must be an integer >= 2, got {num_bins!r}.")
-    if isinstance(hp, hp_types.Fixed):
-        return None
-    if isinstance(hp, hp_types.Boolean):
-        return [False, True]
-    if isinstance(hp, hp_types.Choice):
-        return list(hp.values)
-    if isinstance(hp, (hp_types.Int, hp_types.Float)):
-        if hp.step is not None:
-            n_values = hp._get_n_values()
-            if n_values <= num_bins:
-                return [_plain(hp._get_value_by_index(i), hp) for i in range(n_values)]
-        options = []
-        for k in range(num_bins):
-            value = _plain(hp.prob_to_value((k + 0.5) / num_bins), hp)
-            if value not in options:
-                options.append(value)
-        return options
-    raise TypeError(
-        f"Unsupported hyperparameter type {type(hp).__name__} for `hp` {hp.name!r}."
-    )
-
-
-def _plain(value, hp):
-    if isinstance(hp, hp_types.Int):
-        return int(round(value))
-    return float(value)
-
-
-def option_index(options, value):
-    """Index of the option of `options` equal to (or, for numbers, nearest) `value`."""
-    for i, option in enumerate(options):
-        if option == value and type(option) is type(value):
-            return i
-    for i, option in enumerate(options):
-        if option == value:
-            return i
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        numeric = [
-            (abs(math.log(o) - math.log(value)) if o > 0 and value > 0 else abs(o - value), i)
-            for i, o in enumerate(options)
-            if isinstance(o, (int, float)) and not isinstance(o, bool)
-        ]
-        if numeric:
-            return min(numeric)[1]
-    raise ValueError(f"Value {value!r} is not one of the options {options!r}.")
-
-
-def space_decisions(hyperparameters, num_bins=10):
-    """The decisions of a search space: a list of `(hp, options)` in declaration order.
-
-    `Fixed` hyperparameters and those with a single option are left out.
-    """
-    decisions = []
-    for hp in hyperparameters.space:
-        options = decision_options(hp, num_bins)
-        if options is not None and len(options) > 1:
-            decisions.append((hp, options))
-    return decisions
-
-
-def complete_values(hyperparameters, values, choose):
-    """Fills in the active decisions of `values`, keeping only the active ones.
-
-    Args:
-        hyperparameters: the `keras_tuner.HyperParameters` search space.
-        values: dict of values already chosen (kept where still active).
-        choose: `fn(hp) -> value` called for an active hyperparameter with no value yet.
-
-    Returns:
-        A dict of the values of the active hyperparameters, in declaration order.
-    """
-    hps = keras_tuner_hyperparameters()
-    out = {}
-    for hp in hyperparameters.space:
-        hps.merge([hp])
-        if not hps.is_active(hp):
-            continue
-        if hp.name in values:
-            out[hp.name] = values[hp.name]
-        else:
-            out[hp.name] = choose(hp)
-        hps.values[hp.name] = out[hp.name]
-    return out
-
-
-def keras_tuner_hyperparameters():
-    import keras_tuner
-
-    return keras_tuner.HyperParameters()
 
 
 @keras.saving.register_keras_serializable(package="keras_nas")

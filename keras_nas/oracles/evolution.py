@@ -5,11 +5,14 @@ import numpy as np
 from keras_tuner.src.engine import trial as trial_module
 
 from keras_nas.oracles.controller import keep_exact_seed
-from keras_nas.oracles.controller import option_index
 from keras_nas.oracles.controller import rng_from_json
 from keras_nas.oracles.controller import rng_state_to_json
-from keras_nas.oracles.controller import space_decisions
 from keras_nas.oracles.controller import trial_reward
+from keras_nas.oracles.decisions import complete_values
+from keras_nas.oracles.decisions import option_index
+from keras_nas.oracles.decisions import space_decisions
+from keras_nas.oracles.decisions import untried_values
+from keras_nas.oracles.decisions import within_bins
 
 _COMPLETED = trial_module.TrialStatus.COMPLETED
 _RUNNING = trial_module.TrialStatus.RUNNING
@@ -21,13 +24,16 @@ class EvolutionOracle(keras_tuner.Oracle):
     The first `population_size` trials are random. After that, each new trial samples
     `sample_size` members of the population at random, takes the one with the best reward
     (the objective, negated when it is minimized, or `reward_fn(trial)`) as parent, and
-    changes one of its decisions (a `Choice`, `Boolean`, or a discretized `Int` / `Float`)
-    to a different value; conditional hyperparameters that become active get random values,
-    those that become inactive are dropped. A child identical to an architecture already
-    tried is mutated again (a random walk away from the parent, up to `max_mutations`
-    steps), so a query is spent on a repeat only when no new architecture turns up. A
-    completed trial joins the population and the oldest member leaves it (aging), once and
-    only once per trial, also across a reload. Failed and invalid trials never join.
+    changes one of its decisions (a `Choice`, `Boolean`, or a binned `Int` / `Float`, see
+    `keras_nas.oracles.decisions`) to a different value; conditional hyperparameters that
+    become active get random values, those that become inactive are dropped. A child whose
+    values were already tried (by any trial, failed ones included) has its binned values
+    redrawn inside their bins, else is mutated again (a random walk away from the parent,
+    up to `max_mutations` steps); when no new child turns up, the trial is random and new.
+    Values are never proposed twice: the search stops (`STOPPED`) once a finite space is
+    exhausted. A completed trial joins the population and the oldest member leaves it
+    (aging), once and only once per trial, also across a reload. Failed and invalid trials
+    never join.
 
     Args:
         objective: as for `keras_tuner.Oracle`; its direction is respected.
@@ -38,7 +44,7 @@ class EvolutionOracle(keras_tuner.Oracle):
         hyperparameters: optional `keras_tuner.HyperParameters` declaring the space up front.
         num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
         reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
-        max_mutations: mutation steps tried to reach an unseen architecture.
+        max_mutations: mutation steps tried to reach values not tried yet.
         allow_new_entries, tune_new_entries, max_retries_per_trial,
         max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
 
@@ -113,7 +119,9 @@ class EvolutionOracle(keras_tuner.Oracle):
             if values is not None:
                 self._origin[trial_id] = parent
                 return {"status": _RUNNING, "values": values}
-        values = self._random_values()
+        values = self._random_values()  # KerasTuner's: None after repeated collisions
+        if values is None:
+            values = untried_values(self.hyperparameters, self.num_bins, self._rng, self._new)
         if values is None:
             return {"status": trial_module.TrialStatus.STOPPED, "values": None}
         self._origin[trial_id] = None
@@ -132,36 +140,33 @@ class EvolutionOracle(keras_tuner.Oracle):
         if not active:
             return None
         hp, options = active[int(self._rng.integers(len(active)))]
-        current = option_index(options, values[hp.name])
+        current = option_index(options, values[hp.name], hp)
         others = [i for i in range(len(options)) if i != current]
         child = dict(values)
         child[hp.name] = options[others[int(self._rng.integers(len(others)))]]
-        return self._complete(child)
+        # Newly active conditional hyperparameters get random values.
+        return complete_values(
+            self.hyperparameters,
+            child,
+            lambda hp: hp.random_sample(int(self._rng.integers(2**31 - 1))),
+        )
 
-    def _complete(self, values):
-        """Keeps the active values and draws the newly active conditional ones."""
-        hps = keras_tuner.HyperParameters()
-        out = {}
-        for hp in self.hyperparameters.space:
-            hps.merge([hp])
-            if not hps.is_active(hp):
-                continue
-            if hp.name in values:
-                out[hp.name] = values[hp.name]
-            else:
-                out[hp.name] = hp.random_sample(int(self._rng.integers(2**31 - 1)))
-            hps.values[hp.name] = out[hp.name]
-        return out
+    def _new(self, values):
+        return not self._duplicate(values)
 
     def _mutate_until_new(self, parent_values):
+        """A child not tried yet, at most `max_mutations` mutations away, or None."""
         child = dict(parent_values)
         for _ in range(self.max_mutations):
             child = self.mutate(child)
             if child is None:
                 return None
-            if not self._duplicate(child):
+            if self._new(child):
                 return child
-        return child
+            nearby = within_bins(self.hyperparameters, child, self.num_bins, self._rng)
+            if nearby is not None and self._new(nearby):
+                return nearby
+        return None
 
     # -- results -------------------------------------------------------------------------
     @keras_tuner.synchronized

@@ -11,11 +11,12 @@ from keras_nas import validation
 from keras_nas.oracles.controller import LSTMController
 from keras_nas.oracles.controller import _softmax
 from keras_nas.oracles.controller import keep_exact_seed
-from keras_nas.oracles.controller import option_index
 from keras_nas.oracles.controller import rng_from_json
 from keras_nas.oracles.controller import rng_state_to_json
-from keras_nas.oracles.controller import space_decisions
 from keras_nas.oracles.controller import trial_reward
+from keras_nas.oracles.decisions import option_index
+from keras_nas.oracles.decisions import space_decisions
+from keras_nas.oracles.decisions import untried_values
 
 _COMPLETED = trial_module.TrialStatus.COMPLETED
 ADVANTAGES = ("baseline", "normalized")
@@ -26,9 +27,10 @@ class ReinforceOracle(keras_tuner.Oracle):
 
     For every new trial the controller (`LSTMController`, a small Keras LSTM) emits one
     decision per active hyperparameter of the space, in declaration order: `Choice` and
-    `Boolean` directly, `Int` and `Float` through `num_bins` discrete values; inactive
-    conditional hyperparameters are neither sampled nor learned. Each completed trial gives
-    a reward (the objective, negated when it is minimized, or `reward_fn(trial)`); after every
+    `Boolean` directly, `Int` and `Float` through at most `num_bins` values, both ends of
+    the range included (`keras_nas.oracles.decisions`); inactive conditional
+    hyperparameters are neither sampled nor learned. Each completed trial gives a reward
+    (the objective, negated when it is minimized, or `reward_fn(trial)`); after every
     `batch_size` rewards the controller takes one Adam step on
 
         loss = -mean(advantage * log p(architecture)) - entropy_weight * mean(entropy)
@@ -36,9 +38,12 @@ class ReinforceOracle(keras_tuner.Oracle):
 
     where `advantage` is the reward minus a moving-average baseline, divided (by default,
     `advantage="normalized"`) by a moving root-mean-square of those differences. A sample
-    that repeats an architecture already tried is redrawn (up to `max_collisions` times,
-    each time at a higher temperature, then uniformly at random), so every trial the oracle
-    proposes is a new architecture; the search stops early only if the space is exhausted.
+    that repeats values already tried (by any trial, failed ones included) is redrawn (up
+    to `max_collisions` times, each time at a higher temperature), then replaced by random
+    options not tried yet, then, for a binned `Int` / `Float`, by values drawn inside the
+    bins of the sample (a value inside a bin is learned as that bin). Values are never
+    proposed twice; the search stops early (`STOPPED`) only when a finite space is
+    exhausted, or when new values inside the bins keep failing to turn up.
     `controller_history` records every update (reward, baseline, entropy, distributions).
 
     The defaults (learning rate 0.05, temperature 5 and tanh constant 2.5 as in ENAS,
@@ -49,8 +54,10 @@ class ReinforceOracle(keras_tuner.Oracle):
 
     The whole state (controller weights, Adam moments, baseline, random generator, which
     trials were learned from) is JSON in `get_state()`, so a reloaded search continues the
-    same policy and never learns from a trial twice. The controller needs the TensorFlow
-    backend of Keras (it differentiates with `tf.GradientTape`).
+    same policy and never learns from a trial twice; a controller saved before the space
+    grew is restored as it was and grows on its next use, as it would have without the
+    reload. The controller needs the TensorFlow backend of Keras (it differentiates with
+    `tf.GradientTape`).
 
     Args:
         objective: as for `keras_tuner.Oracle`; its direction is respected.
@@ -67,7 +74,7 @@ class ReinforceOracle(keras_tuner.Oracle):
         units: size of the LSTM.
         num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
         reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
-        max_collisions: redraws of a duplicate sample before falling back to random.
+        max_collisions: redraws of a repeated sample before falling back to random.
         advantage: how a reward becomes the REINFORCE signal: `"baseline"`, reward minus
             the moving-average baseline; `"normalized"`, that difference divided by a
             moving root-mean-square of past differences (same decay), so the step size
@@ -177,14 +184,8 @@ class ReinforceOracle(keras_tuner.Oracle):
         decisions = space_decisions(self.hyperparameters, self.num_bins)
         return decisions, [[hp.name, len(options)] for hp, options in decisions]
 
-    def _ensure_controller(self):
-        decisions, signature = self._current_decisions()
-        if self._controller is not None and signature == self._signature:
-            return
-        if not signature:
-            self._decisions, self._signature = decisions, signature
-            return
-        old, old_signature = self._controller, self._signature
+    def _new_controller(self, signature):
+        """A controller for `signature` (`[[name, num_options], ...]`) and a new optimizer."""
         controller = LSTMController(
             [n for _, n in signature],
             units=self.units,
@@ -193,6 +194,20 @@ class ReinforceOracle(keras_tuner.Oracle):
             seed=self.seed,
             names=[name for name, _ in signature],
         )
+        self._optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate)
+        self._optimizer.build(controller.trainable_variables)
+        self._steps = {}
+        self._eager_keys = set()
+        return controller
+
+    def _ensure_controller(self):
+        """Builds the controller, or grows it when the space has new decisions."""
+        decisions, signature = self._current_decisions()
+        self._decisions = decisions
+        if not signature or (self._controller is not None and signature == self._signature):
+            return
+        old, old_signature = self._controller, self._signature
+        controller = self._new_controller(signature)
         if old is not None:
             # The space grew: keep the LSTM and every decision that is still the same.
             controller.start.assign(old.start)
@@ -211,12 +226,7 @@ class ReinforceOracle(keras_tuner.Oracle):
                         else:
                             value[new_rows] = old_value[old_rows]
                         new_var.assign(value)
-        self._controller = controller
-        self._decisions, self._signature = decisions, signature
-        self._optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate)
-        self._optimizer.build(controller.trainable_variables)
-        self._steps = {}
-        self._eager_keys = set()
+        self._controller, self._signature = controller, signature
 
     @property
     def controller(self):
@@ -294,7 +304,7 @@ class ReinforceOracle(keras_tuner.Oracle):
         sequence = []
         for i, (hp, options) in enumerate(self._decisions):
             if hp.name in values:
-                sequence.append((i, option_index(options, values[hp.name])))
+                sequence.append((i, option_index(options, values[hp.name], hp)))
         return sequence
 
     def probability(self, values):
@@ -308,33 +318,27 @@ class ReinforceOracle(keras_tuner.Oracle):
     def populate_space(self, trial_id):
         self._ensure_controller()
         base_temperature = 1.0 if self.temperature is None else self.temperature
+        first = None
         for attempt in range(self.max_collisions + 1):
-            # Each redraw of a duplicate is a little hotter, so a peaked policy still moves.
+            # Each redraw of a repeat is a little hotter, so a peaked policy still moves.
             values = self._sample(base_temperature * (1.0 + 0.25 * attempt))
             if not self._duplicate(values):
                 return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-        # The policy keeps repeating itself: propose a uniformly random new architecture.
-        for _ in range(10 * (self.max_collisions + 1)):
-            values = self._uniform_values()
-            if not self._duplicate(values):
-                return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-        return {"status": trial_module.TrialStatus.STOPPED, "values": None}
-
-    def _uniform_values(self):
-        options = {hp.name: opts for hp, opts in self._decisions}
-        hps = keras_tuner.HyperParameters()
-        values = {}
-        for hp in self.hyperparameters.space:
-            hps.merge([hp])
-            if not hps.is_active(hp):
-                continue
-            if hp.name in options:
-                opts = options[hp.name]
-                values[hp.name] = opts[int(self._rng.integers(len(opts)))]
-            else:
-                values[hp.name] = hp.default
-            hps.values[hp.name] = values[hp.name]
-        return values
+            if first is None:
+                first = values
+        # The policy keeps repeating itself: random options not tried yet, else new values
+        # inside the bins of its first sample (or of random options).
+        values = untried_values(
+            self.hyperparameters,
+            self.num_bins,
+            self._rng,
+            lambda v: not self._duplicate(v),
+            near=first,
+            tries=10 * (self.max_collisions + 1),
+        )
+        if values is None:
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
 
     @keras_tuner.synchronized
     def end_trial(self, trial):
@@ -549,12 +553,10 @@ class ReinforceOracle(keras_tuner.Oracle):
         self._signature = []
         saved = s["controller"]
         if saved is not None:
-            self._ensure_controller()
-            if self._signature != saved["signature"]:
-                raise ValueError(
-                    "The saved controller was made for the decisions "
-                    f"{saved['signature']}, but the space now has {self._signature}."
-                )
+            # The controller as saved: the space may have grown since (in a trial that was
+            # not learned); it then grows on its next use, as it would have without a reload.
+            self._signature = [list(entry) for entry in saved["signature"]]
+            self._controller = self._new_controller(self._signature)
             self._controller.set_weights([np.asarray(w, dtype="float32") for w in saved["weights"]])
             for variable, value in zip(self._optimizer.variables, saved["optimizer"]):
                 variable.assign(np.asarray(value, dtype=variable.dtype))
