@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 
 #: The names the `keras_nas` registries accept; a test checks these against them.
 SPACE_NAMES = ("cell", "nasbench201", "darts", "mobilenet", "macro")
@@ -209,10 +210,12 @@ def native_logs_hidden(show=False):
 
 def main(argv=None):
     """Entry point of the `keras-nas` command; returns the exit status."""
+    started = time.time()  # `--max-time` counts from here: TensorFlow's import included
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a bad argument (2, already said)
         return exit_.code
+    args.started = started
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
         with native_logs_hidden(show=args.tf_logs):

@@ -36,6 +36,10 @@ FINAL_EPOCHS_FACTOR = 4
 #: The most of `max_time` kept back for the final model (a retraining then trains the epochs
 #: that fit in it).
 FINAL_SHARE = 0.35
+#: What `max_time` keeps back for the final model before any trial has measured it: this
+#: share of `max_time`, at most `FIRST_RESERVE_MAX_S` seconds (plus the saving).
+FIRST_RESERVE_SHARE = 0.1
+FIRST_RESERVE_MAX_S = 30.0
 
 #: Seconds kept back for saving the returned model (measured: 0.3-1.5 s).
 _SAVE_S = 2.0
@@ -139,6 +143,8 @@ class Search:
             space's to 0 over each training) or None.
         time_after_search: seconds of `max_time` the caller keeps for its own work after
             `fit` returns (the command's TFLite export and figures).
+        started: the `time.time()` that `max_time` counts from (default: when `fit` is
+            called); the command passes its own start, so its start-up counts too.
         max_consecutive_failed_trials: stop when this many trials in a row fail.
         max_retries_per_trial: reruns of a trial that raised before it counts as failed.
         verbose: 0 silent, 1 a table row per trial, 2 also Keras' progress bars.
@@ -179,7 +185,7 @@ class Search:
                  directory="keras_nas_results", project_name="search", overwrite=False,
                  final_model="retrain", final_epochs=None, max_time=None,
                  successive_halving=True, learning_rate_schedule="cosine",
-                 time_after_search=0.0,
+                 time_after_search=0.0, started=None,
                  max_consecutive_failed_trials=3, max_retries_per_trial=0, verbose=1,
                  space_kwargs=None, strategy_kwargs=None, on_trial_end=None,
                  latency_ms=None, latency_objective="mnasnet", hardware=None,
@@ -193,6 +199,7 @@ class Search:
         self.final_epochs = (FINAL_EPOCHS_FACTOR * self.epochs if final_epochs is None
                              else validation.check_int(final_epochs, "final_epochs", minimum=1))
         self.successive_halving = bool(successive_halving)
+        self.started = validation.check_number(started, "started", allow_none=True)
         self.after_search_s = validation.check_number(
             time_after_search, "time_after_search", minimum=0, unit="seconds")
         self.learning_rate_schedule = validation.check_choice(
@@ -324,10 +331,15 @@ class Search:
             callbacks: Keras callbacks for every trial's `fit` (a TensorBoard callback gets a
                 log folder per trial, with KerasTuner's HParams).
         """
-        self._started = time.time()
+        self._started = time.time() if self.started is None else self.started
         self.budget = TimeBudget(self.max_time, started=self._started)
         if self.after_search_s:
             self.budget.reserve("after_search", self.after_search_s)
+        if self.max_time is not None:
+            # Until a trial has measured what the final model costs, keep back enough for
+            # the cheapest policy (restore the best checkpoint, check it, save it).
+            self.budget.reserve("final_model", _SAVE_S + min(FIRST_RESERVE_SHARE * self.max_time,
+                                                             FIRST_RESERVE_MAX_S))
         previous = None if self.overwrite else self._previous_settings()
         if self.seed is None:
             # One seed for everything, the validation split included: the folder's when the
