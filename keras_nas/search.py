@@ -433,7 +433,7 @@ class Search:
     def _previous_settings(self):
         """The settings of the search this folder holds (None if it holds none)."""
         if os.path.exists(self.summary_path):
-            summary = records.load_summary(self.summary_path)
+            summary = records.read_json(self.summary_path)
             # Folders of keras-nas 0.1 have no "settings"; their summary names the main ones.
             return summary.get("settings") or {
                 k: summary.get(k) for k in ("space", "strategy", "epochs", "input_shape",
@@ -482,7 +482,7 @@ class Search:
 
         path = os.path.join(self.results_dir, "oneshot.json")
         if os.path.exists(path):
-            self.oneshot_result = records.load_summary(path)
+            self.oneshot_result = records.read_json(path)
         else:
             found = ONESHOT_STRATEGIES[self.strategy](
                 self.space, seed=self.seed, verbose=int(self.verbose >= 1),
@@ -671,7 +671,7 @@ class Search:
 
         Example: `[t["architecture"] for t in search.pareto_front()]`.
         """
-        from keras_nas.results.objectives import non_dominated_ranks
+        from keras_nas.results.objectives import pareto_front
 
         trials = [t for t in self.trials if t["status"] == "COMPLETED"]
         if objectives is None:
@@ -681,9 +681,7 @@ class Search:
             for cost in ("latency_ms", "params"):
                 if trials and all(t["metrics"].get(cost) is not None for t in trials):
                     objectives[cost] = "min"
-        ranks = non_dominated_ranks(trials, objectives)
-        front = [t for t, r in zip(trials, ranks) if r == 0]
-        return sorted(front, key=lambda t: -(t["score"] or 0.0))
+        return sorted(pareto_front(trials, objectives), key=lambda t: -(t["score"] or 0.0))
 
     def _write_summary(self):
         records.write_json(self.summary_path, self.summary)

@@ -28,9 +28,9 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from keras_nas.results import analysis
+from keras_nas.results.summary import COST_METRICS, load_summary, objective_of, trial_value
 
 # Latency and size metrics a trial (or summary["best"]) may carry; all minimised.
-COST_METRICS = ("latency_ms", "params")
 COST_LABELS = {"latency_ms": "latency [ms]", "params": "parameters"}
 
 _STYLE = {
@@ -91,75 +91,6 @@ def _styled(func):
 # ---------------------------------------------------------------------------------------
 # Reading results
 # ---------------------------------------------------------------------------------------
-def load_summary(results):
-    """Returns the summary dict of a search.
-
-    Args:
-        results: a summary dict, or the path of `summary.json`, or of a directory holding it.
-
-    Returns:
-        The summary dict (with at least a `"trials"` list).
-
-    Example:
-
-    ```python
-    summary = load_summary("results/my_search")
-    ```
-    """
-    if isinstance(results, dict):
-        summary = results
-    elif isinstance(results, (str, os.PathLike)):
-        path = Path(results)
-        if path.is_dir():
-            path = path / "summary.json"
-        if not path.is_file():
-            raise ValueError(f"`results` must name summary.json or its directory; {path} does not exist.")
-        with open(path, encoding="utf-8") as f:
-            summary = json.load(f)
-    else:
-        raise TypeError(
-            "`results` must be a summary dict or a path to summary.json, got "
-            f"{type(results).__name__}."
-        )
-    if not isinstance(summary.get("trials"), list):
-        raise ValueError("`results` must have a 'trials' list (the format of summary.json).")
-    return summary
-
-
-def objective_of(summary):
-    """`(name, direction)` of the search objective, default `("val_accuracy", "max")`."""
-    obj = summary.get("objective") or {}
-    if isinstance(obj, str):
-        return obj, "min" if "loss" in obj else "max"
-    name = obj.get("name") or "val_accuracy"
-    direction = obj.get("direction") or ("min" if "loss" in name else "max")
-    if direction not in ("min", "max"):
-        raise ValueError(f"objective direction must be 'min' or 'max', got {direction!r}.")
-    return name, direction
-
-
-def trial_value(trial, name, use_score=True):
-    """The value of metric `name` for a trial record (metrics, then top-level, then score).
-
-    `params` is read from the trial's `params` field when the metrics lack it; the trial's
-    `score` stands in for a missing non-cost metric unless `use_score=False`. Returns
-    `None` when the trial has no finite value.
-    """
-    metrics = trial.get("metrics") or {}
-    value = metrics.get(name)
-    if value is None and name in trial and name not in ("metrics",):
-        value = trial.get(name)
-    if value is None and use_score and name not in COST_METRICS:
-        value = trial.get("score")
-    if isinstance(value, dict):  # KerasTuner-style {"value": ...}
-        value = value.get("value")
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def latency_target(summary):
     """The search's latency target in ms (`summary["latency_target_ms"]`), or `None`."""
     target = summary.get("latency_target_ms")
@@ -215,14 +146,6 @@ def _best_so_far(values, direction):
             best = v
         out.append(best)
     return out
-
-
-def _short(text, width=28):
-    text = "" if text is None else str(text)
-    if len(text) <= width:
-        return text
-    keep = width - 1
-    return text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2 :]
 
 
 def _legend_below(fig, axes):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from keras_nas.results import analysis
 from keras_nas.results import plots
+from keras_nas.results.summary import load_summary, objective_of, trial_value
 from keras_nas.tuning.progress import ProgressPrinter, format_duration  # noqa: F401  (re-exported)
 
 FORMATS = ("markdown", "html")
@@ -229,7 +230,7 @@ def model_summary_text(model_path):
 def _caption(name, summary):
     """The caption of figure `name`, naming what it plots for this summary."""
     quality, _ = plots.quality_metric(summary)
-    objective, _ = plots.objective_of(summary)
+    objective, _ = objective_of(summary)
     target = plots.latency_target(summary)
     caption = _FIGURE_CAPTIONS.get(name, name)
     if target is not None:
@@ -240,12 +241,12 @@ def _caption(name, summary):
 def _best_items(summary, best, results_dir):
     """Bullets about the best trial and the returned model (test accuracy, size, latency)."""
     quality, _ = plots.quality_metric(summary)
-    objective, _ = plots.objective_of(summary)
+    objective, _ = objective_of(summary)
     target = plots.latency_target(summary)
     extra = summary.get("best") if isinstance(summary.get("best"), dict) else {}
-    head = f"trial **{best.get('trial_id')}**, {quality} **{_fmt(plots.trial_value(best, quality))}**"
+    head = f"trial **{best.get('trial_id')}**, {quality} **{_fmt(trial_value(best, quality))}**"
     if objective != quality:
-        head += f" (search score `{objective}` {_fmt(plots.trial_value(best, objective))})"
+        head += f" (search score `{objective}` {_fmt(trial_value(best, objective))})"
     items = [head, f"architecture: `{summary.get('best_architecture') or best.get('architecture') or '-'}`"]
     if extra.get("test_accuracy") is not None:
         items.append(f"test accuracy of the returned model: **{_fmt(float(extra['test_accuracy']))}**")
@@ -268,7 +269,7 @@ def _best_items(summary, best, results_dir):
         device = extra.get("device") or extra.get("latency_device")
         items.append(f"latency of {model}: **{float(exported):.4g} ms** median{p90}, batch 1"
                      + (f", on {device}" if device else ""))
-    searched = plots.trial_value(best, "latency_ms")
+    searched = trial_value(best, "latency_ms")
     if searched is not None:
         text = f"latency in the search: **{searched:.4g} ms** (trial {best.get('trial_id')}'s TFLite export)"
         if target is not None:
@@ -293,7 +294,7 @@ def _trial_table(summary):
     """Header and rows of the trial table: quality first, then (with a latency target) latency
     and the search's reward, then validation, cost and training metrics."""
     quality, _ = plots.quality_metric(summary)
-    objective, _ = plots.objective_of(summary)
+    objective, _ = objective_of(summary)
     target = plots.latency_target(summary)
     lead = [quality] + (["latency_ms"] if target is not None else [])
     lead += [objective] if objective not in lead else []
@@ -337,7 +338,7 @@ def _trial_table(summary):
 
 def build_document(summary, results_dir, figures, fmt="markdown"):
     """The report as a `_Doc` (used by `write_report`)."""
-    objective, direction = plots.objective_of(summary)
+    objective, direction = objective_of(summary)
     target = plots.latency_target(summary)
     best = _best_trial(summary)
     doc = _Doc()
@@ -443,7 +444,7 @@ def write_report(results_dir, output=None, format="markdown"):
     results_dir = Path(results_dir)
     if not (results_dir / "summary.json").is_file():
         raise ValueError(f"`results_dir` must hold summary.json; none in {results_dir}.")
-    summary = plots.load_summary(results_dir)
+    summary = load_summary(results_dir)
     if output is None:
         output = results_dir / ("report.md" if format == "markdown" else "report.html")
     output = Path(output)

@@ -96,12 +96,7 @@ def _umask():
     return mask
 
 
-def load_summary(path_or_dir):
-    """Reads a `summary.json` (given it or the folder that holds it)."""
-    path = path_or_dir
-    if os.path.isdir(path):
-        path = os.path.join(path, "summary.json")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No summary.json at {path!r}.")
-    with open(path) as f:
+def read_json(path):
+    """Reads a JSON file `write_json` wrote (`summary.json`, `oneshot.json`)."""
+    with open(path, encoding="utf-8") as f:
         return json.load(f)
