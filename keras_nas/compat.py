@@ -98,3 +98,20 @@ def gradient_registry():
         return None
     registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
     return registry if isinstance(registry, dict) else None
+
+
+def hp_grid(hp):
+    """`(count, value_at_index)` of a KerasTuner `Int` / `Float` with a `step`.
+
+    Why private: KerasTuner 1.4.8 has no public way to list the values of a stepped range
+    (its `Int` / `Float` keep `_get_n_values` and `_get_value_by_index` for their own
+    sampling). If they disappear: this raises AttributeError at the first binned range, and
+    `tests/test_oracle_contract.py` fails to say so.
+    """
+    return hp._get_n_values(), hp._get_value_by_index
+
+
+def hp_value_at_quantile(hp, quantile):
+    """The value of a KerasTuner `Int` / `Float` at `quantile` (0..1) of its own sampling
+    (linear, log, reverse log). Why private: as `hp_grid` (`_sample_numerical_value`)."""
+    return hp._sample_numerical_value(quantile)

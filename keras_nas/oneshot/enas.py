@@ -8,12 +8,7 @@ import tensorflow as tf
 
 from keras_nas.oneshot._base import OneShotSearch, batch_accuracy
 from keras_nas.oneshot.spos import SPOSSearch
-
-
-def _softmax(z):
-    z = np.asarray(z, dtype=np.float64)
-    e = np.exp(z - z.max())
-    return e / e.sum()
+from keras_nas.oracles.controller import softmax
 
 
 class ENASSearch(SPOSSearch):
@@ -135,7 +130,7 @@ class ENASSearch(SPOSSearch):
         path = []
         for d in range(len(self.supernet.decisions)):
             logits, state = policy.step(previous, d, state)
-            o = int(self.rng.choice(len(logits), p=_softmax(logits)))
+            o = int(self.rng.choice(len(logits), p=softmax(logits)))
             path.append(o)
             previous = (d, o)
         return path

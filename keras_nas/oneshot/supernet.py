@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 
 from keras_nas.layers.mixed_op import MixedOp
+from keras_nas.oracles.controller import softmax
 
 
 def _categorical_decisions(space):
@@ -129,7 +130,7 @@ class Supernet(keras.Model):
     def probabilities(self):
         """`softmax(alpha)` of each decision, as numpy arrays."""
         return [
-            _softmax(keras.ops.convert_to_numpy(a).astype(np.float64)) for a in self.alphas
+            softmax(keras.ops.convert_to_numpy(a).astype(np.float64)) for a in self.alphas
         ]
 
     def derive(self, exclude=("none",)):
@@ -190,12 +191,6 @@ class Supernet(keras.Model):
 
     def forward(self, inputs, training=None):
         raise NotImplementedError
-
-
-def _softmax(z):
-    z = np.asarray(z, dtype=np.float64)
-    e = np.exp(z - z.max())
-    return e / e.sum()
 
 
 # -- NAS-Bench-201 ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """An oracle that proposes a fixed list of architectures, in order, then stops."""
 
 import keras_tuner
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 
 class CandidateOracle(keras_tuner.Oracle):

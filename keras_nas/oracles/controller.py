@@ -156,7 +156,7 @@ class LSTMController(keras.Model):
         probs = []
         for d, o in sequence:
             logits, state = policy.step(previous, d, state)
-            probs.append(float(_softmax(logits)[int(o)]))
+            probs.append(float(softmax(logits)[int(o)]))
             previous = (d, o)
         return probs
 
@@ -190,67 +190,12 @@ class LSTMController(keras.Model):
         return config
 
 
-def _softmax(logits):
+def softmax(logits):
+    """The softmax of a 1-D array of logits, in float64 (numpy; for sampling)."""
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max()
     e = np.exp(z)
     return e / e.sum()
-
-
-def keep_exact_seed(oracle, seed):
-    """Sets `oracle`'s seed to exactly `seed` after `keras_tuner.Oracle.__init__`.
-
-    KerasTuner replaces a falsy seed (0) with a random one; keras-nas oracles keep 0 as a seed.
-    """
-    if seed is None:
-        return
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"`seed` must be an integer or None, got {seed!r}.")
-    oracle.seed = int(seed)
-    oracle._seed_state = oracle.seed
-
-
-def trial_reward(oracle, trial, reward_fn=None):
-    """The reward of a completed trial: larger is better.
-
-    `reward_fn(trial) -> float` when given, else the trial's score, negated when the
-    oracle's objective is minimized. Returns `None` when the reward is not a finite number.
-    """
-    if reward_fn is not None:
-        value = reward_fn(trial)
-    else:
-        value = trial.score
-        if value is not None and oracle.objective.direction == "min":
-            value = -value
-    if value is None:
-        return None
-    value = float(value)
-    if not math.isfinite(value):
-        return None
-    return value
-
-
-def rng_state_to_json(rng):
-    """A numpy `Generator`'s state as JSON (its big integers as decimal strings)."""
-    state = rng.bit_generator.state
-    return {
-        "bit_generator": state["bit_generator"],
-        "state": {k: str(v) for k, v in state["state"].items()},
-        "has_uint32": int(state["has_uint32"]),
-        "uinteger": int(state["uinteger"]),
-    }
-
-
-def rng_from_json(state):
-    """The numpy `Generator` saved by `rng_state_to_json`."""
-    rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
-    rng.bit_generator.state = {
-        "bit_generator": state["bit_generator"],
-        "state": {k: int(v) for k, v in state["state"].items()},
-        "has_uint32": int(state["has_uint32"]),
-        "uinteger": int(state["uinteger"]),
-    }
-    return rng
 
 
 class NumpyPolicy:

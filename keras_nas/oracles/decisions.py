@@ -18,7 +18,9 @@ tried, the oracles keep proposing new values drawn inside the bins.
 
 import math
 
-from keras_tuner.src.engine.hyperparameters import hp_types
+from keras_tuner.engine import hyperparameters as hp_types
+
+from keras_nas import compat
 
 _RANGES = (hp_types.Int, hp_types.Float)
 
@@ -54,10 +56,10 @@ def decision_options(hp, num_bins=10):
         if values is not None:
             return values
         if hp.step is not None:
-            n = hp._get_n_values()
-            picks = [hp._get_value_by_index(k * (n - 1) // (num_bins - 1)) for k in range(num_bins)]
+            n, value_at = compat.hp_grid(hp)
+            picks = [value_at(k * (n - 1) // (num_bins - 1)) for k in range(num_bins)]
         else:
-            picks = [hp._sample_numerical_value(k / (num_bins - 1)) for k in range(num_bins)]
+            picks = [compat.hp_value_at_quantile(hp, k / (num_bins - 1)) for k in range(num_bins)]
             picks[0], picks[-1] = hp.min_value, hp.max_value
         return sorted({_plain(value, hp) for value in picks})
     raise TypeError(
@@ -68,10 +70,10 @@ def decision_options(hp, num_bins=10):
 def _all_values(hp, limit):
     """Every value of an `Int` / `Float` when it has at most `limit` of them, else None."""
     if hp.step is not None:
-        n = hp._get_n_values()
+        n, value_at = compat.hp_grid(hp)
         if n > limit:
             return None
-        return sorted(_plain(hp._get_value_by_index(i), hp) for i in range(n))
+        return sorted(_plain(value_at(i), hp) for i in range(n))
     if isinstance(hp, hp_types.Int) and hp.max_value - hp.min_value < limit:
         return list(range(hp.min_value, hp.max_value + 1))
     return None

@@ -2,12 +2,9 @@
 
 import keras_tuner
 import numpy as np
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
-from keras_nas.oracles.controller import keep_exact_seed
-from keras_nas.oracles.controller import rng_from_json
-from keras_nas.oracles.controller import rng_state_to_json
-from keras_nas.oracles.controller import trial_reward
+from keras_nas.oracles.base import NASOracle
 from keras_nas.oracles.decisions import complete_values
 from keras_nas.oracles.decisions import option_index
 from keras_nas.oracles.decisions import space_decisions
@@ -18,7 +15,7 @@ _COMPLETED = trial_module.TrialStatus.COMPLETED
 _RUNNING = trial_module.TrialStatus.RUNNING
 
 
-class EvolutionOracle(keras_tuner.Oracle):
+class EvolutionOracle(NASOracle):
     """Regularized evolution: tournament selection, one-decision mutation, oldest dies.
 
     The first `population_size` trials are random. After that, each new trial samples
@@ -74,16 +71,12 @@ class EvolutionOracle(keras_tuner.Oracle):
         max_consecutive_failed_trials=3,
     ):
         super().__init__(
-            objective=objective,
-            max_trials=max_trials,
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            seed=seed,
+            objective=objective, max_trials=max_trials, seed=seed,
+            hyperparameters=hyperparameters, num_bins=num_bins, reward_fn=reward_fn,
+            allow_new_entries=allow_new_entries, tune_new_entries=tune_new_entries,
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        keep_exact_seed(self, seed)
         if not isinstance(population_size, int) or population_size < 1:
             raise ValueError(
                 f"`population_size` must be a positive integer, got {population_size!r}."
@@ -93,19 +86,12 @@ class EvolutionOracle(keras_tuner.Oracle):
                 "`sample_size` must be an integer in [1, population_size="
                 f"{population_size}], got {sample_size!r}."
             )
-        if not isinstance(num_bins, int) or num_bins < 2:
-            raise ValueError(f"`num_bins` must be an integer >= 2, got {num_bins!r}.")
-        if reward_fn is not None and not callable(reward_fn):
-            raise TypeError(f"`reward_fn` must be callable or None, got {reward_fn!r}.")
         if not isinstance(max_mutations, int) or max_mutations < 1:
             raise ValueError(f"`max_mutations` must be a positive integer, got {max_mutations!r}.")
         self.population_size = population_size
         self.sample_size = sample_size
-        self.num_bins = num_bins
-        self.reward_fn = reward_fn
         self.max_mutations = max_mutations
 
-        self._rng = np.random.default_rng(self.seed)
         self.population = []  # trial ids, oldest first
         self._rewards = {}  # trial id -> reward of every trial that joined
         self._origin = {}  # trial id -> parent trial id, or None for a random trial
@@ -169,25 +155,14 @@ class EvolutionOracle(keras_tuner.Oracle):
         return None
 
     # -- results -------------------------------------------------------------------------
-    @keras_tuner.synchronized
-    def end_trial(self, trial):
-        self._defer_save = True
-        try:
-            super().end_trial(trial)
-        finally:
-            self._defer_save = False
-        self._join(self.trials[trial.trial_id])
-        self.save()
-
-    def save(self):
-        if not getattr(self, "_defer_save", False):
-            super().save()
+    def learn(self, trial):
+        self._join(trial)
 
     def _join(self, trial):
         tid = trial.trial_id
         if trial.status != _COMPLETED or tid in self._rewards:
             return False
-        reward = trial_reward(self, trial, self.reward_fn)
+        reward = self.reward(trial)
         if reward is None:
             return False
         self._rewards[tid] = reward
@@ -202,7 +177,6 @@ class EvolutionOracle(keras_tuner.Oracle):
             "population": list(self.population),
             "rewards": {k: float(v) for k, v in self._rewards.items()},
             "origin": dict(self._origin),
-            "rng": rng_state_to_json(self._rng),
         }
         return state
 
@@ -212,7 +186,6 @@ class EvolutionOracle(keras_tuner.Oracle):
         self.population = list(s["population"])
         self._rewards = dict(s["rewards"])
         self._origin = dict(s["origin"])
-        self._rng = rng_from_json(s["rng"])
         # Trials completed after the last save join now (once), in the order they ended.
         for tid in self.end_order:
             if tid in self.trials:

@@ -5,15 +5,12 @@ import math
 import keras
 import keras_tuner
 import numpy as np
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from keras_nas import validation
+from keras_nas.oracles.base import NASOracle
 from keras_nas.oracles.controller import LSTMController
-from keras_nas.oracles.controller import _softmax
-from keras_nas.oracles.controller import keep_exact_seed
-from keras_nas.oracles.controller import rng_from_json
-from keras_nas.oracles.controller import rng_state_to_json
-from keras_nas.oracles.controller import trial_reward
+from keras_nas.oracles.controller import softmax
 from keras_nas.oracles.decisions import option_index
 from keras_nas.oracles.decisions import space_decisions
 from keras_nas.oracles.decisions import untried_values
@@ -22,7 +19,7 @@ _COMPLETED = trial_module.TrialStatus.COMPLETED
 ADVANTAGES = ("baseline", "normalized")
 
 
-class ReinforceOracle(keras_tuner.Oracle):
+class ReinforceOracle(NASOracle):
     """A policy-gradient search: an LSTM controller samples, REINFORCE trains it.
 
     For every new trial the controller (`LSTMController`, a small Keras LSTM) emits one
@@ -122,16 +119,12 @@ class ReinforceOracle(keras_tuner.Oracle):
         max_consecutive_failed_trials=3,
     ):
         super().__init__(
-            objective=objective,
-            max_trials=max_trials,
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            seed=seed,
+            objective=objective, max_trials=max_trials, seed=seed,
+            hyperparameters=hyperparameters, num_bins=num_bins, reward_fn=reward_fn,
+            allow_new_entries=allow_new_entries, tune_new_entries=tune_new_entries,
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        keep_exact_seed(self, seed)
         validation.check_number(learning_rate, "learning_rate", positive=True)
         validation.check_int(batch_size, "batch_size", minimum=1)
         baseline_decay = validation.check_number(baseline_decay, "baseline_decay", minimum=0)
@@ -143,12 +136,9 @@ class ReinforceOracle(keras_tuner.Oracle):
         if tanh_constant is not None:
             validation.check_number(tanh_constant, "tanh_constant", positive=True)
         validation.check_int(units, "units", minimum=1)
-        validation.check_int(num_bins, "num_bins", minimum=2)
         validation.check_choice(advantage, "advantage", ADVANTAGES)
         validation.check_int(replay_best, "replay_best", minimum=0)
         validation.check_number(replay_weight, "replay_weight", minimum=0)
-        if reward_fn is not None and not callable(reward_fn):
-            raise TypeError(f"`reward_fn` must be callable or None, got {reward_fn!r}.")
         validation.check_int(max_collisions, "max_collisions", minimum=0)
         self.learning_rate = float(learning_rate)
         self.batch_size = batch_size
@@ -157,14 +147,11 @@ class ReinforceOracle(keras_tuner.Oracle):
         self.temperature = None if temperature is None else float(temperature)
         self.tanh_constant = None if tanh_constant is None else float(tanh_constant)
         self.units = units
-        self.num_bins = num_bins
-        self.reward_fn = reward_fn
         self.max_collisions = max_collisions
         self.advantage = advantage
         self.replay_best = replay_best
         self.replay_weight = float(replay_weight)
 
-        self._rng = np.random.default_rng(self.seed)
         self._controller = None
         self._optimizer = None
         self._decisions = []
@@ -257,7 +244,7 @@ class ReinforceOracle(keras_tuner.Oracle):
                 value = hp.default
             else:
                 logits, state = policy.step(previous, i, state, temperature)
-                p = _softmax(logits)
+                p = softmax(logits)
                 if greedy:
                     o = int(np.argmax(p))
                     options = self._decisions[i][1]
@@ -340,36 +327,23 @@ class ReinforceOracle(keras_tuner.Oracle):
             return {"status": trial_module.TrialStatus.STOPPED, "values": None}
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
 
-    @keras_tuner.synchronized
-    def end_trial(self, trial):
-        # The base class saves the oracle; save once, after learning, instead.
-        self._defer_save = True
-        try:
-            super().end_trial(trial)
-        finally:
-            self._defer_save = False
-        trial = self.trials[trial.trial_id]
+    def learn(self, trial):
         if self._collect(trial) and len(self._pending) >= self.batch_size:
-            self._learn()
-        self.save()
-
-    def save(self):
-        if not getattr(self, "_defer_save", False):
-            super().save()
+            self._update_controller()
 
     def _collect(self, trial):
         """Queues a completed trial's reward for learning (once); True if it was new."""
         tid = trial.trial_id
         if trial.status != _COMPLETED or tid in self._learned or tid in self._pending:
             return False
-        reward = trial_reward(self, trial, self.reward_fn)
+        reward = self.reward(trial)
         if reward is None:
             return False
         self._pending.append(tid)
         self._rewards[tid] = reward
         return True
 
-    def _learn(self):
+    def _update_controller(self):
         """One REINFORCE step on the queued trials."""
         import tensorflow as tf
 
@@ -534,7 +508,6 @@ class ReinforceOracle(keras_tuner.Oracle):
             "controller": controller,
             "baseline": self.baseline,
             "updates": int(self.updates),
-            "rng": rng_state_to_json(self._rng),
             "learned": sorted(self._learned),
             "pending": list(self._pending),
             "rewards": {k: float(v) for k, v in self._rewards.items()},
@@ -562,7 +535,6 @@ class ReinforceOracle(keras_tuner.Oracle):
                 variable.assign(np.asarray(value, dtype=variable.dtype))
         self.baseline = s["baseline"]
         self.updates = int(s["updates"])
-        self._rng = rng_from_json(s["rng"])
         self._learned = set(s["learned"])
         self._pending = list(s["pending"])
         self._rewards = dict(s["rewards"])

@@ -1,0 +1,125 @@
+"""What every keras-nas oracle shares, on top of `keras_tuner.Oracle`.
+
+- the seed kept exactly (KerasTuner replaces a seed of 0 with a random one);
+- a numpy random generator whose state is part of the oracle's saved state, so a reloaded
+  search proposes what the original would have;
+- the search space seen as discrete decisions (`num_bins` values of an `Int` / `Float`,
+  `keras_nas.oracles.decisions`);
+- the reward of a trial (the objective, negated when minimized, or `reward_fn(trial)`);
+- one save per ended trial, after the strategy has learned from it (`learn`).
+
+A strategy subclasses `NASOracle` and writes `populate_space` and, if it learns, `learn`:
+
+```python
+class FirstOptionOracle(NASOracle):
+    def populate_space(self, trial_id):
+        values = {hp.name: options[0] for hp, options in self.decisions() if options}
+        return {"status": "RUNNING", "values": values}
+```
+"""
+
+import keras_tuner
+import numpy as np
+
+from keras_nas import validation
+from keras_nas.oracles.decisions import space_decisions
+
+
+class NASOracle(keras_tuner.Oracle):
+    """Base of `EvolutionOracle` and `ReinforceOracle` (see the module docstring).
+
+    Args:
+        num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
+        reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
+        The others: as for `keras_tuner.Oracle`, except that `seed=0` stays 0.
+    """
+
+    def __init__(self, objective=None, max_trials=10, seed=None, hyperparameters=None,
+                 num_bins=10, reward_fn=None, allow_new_entries=True, tune_new_entries=True,
+                 max_retries_per_trial=0, max_consecutive_failed_trials=3):
+        validation.check_int(seed, "seed", minimum=0, allow_none=True)
+        super().__init__(
+            objective=objective, max_trials=max_trials, hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries, tune_new_entries=tune_new_entries, seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        if seed is not None:  # KerasTuner draws a random seed for a falsy one (0)
+            self.seed = int(seed)
+            self._seed_state = self.seed
+        self.num_bins = validation.check_int(num_bins, "num_bins", minimum=2)
+        if reward_fn is not None and not callable(reward_fn):
+            raise TypeError(f"`reward_fn` must be callable or None, got {reward_fn!r}.")
+        self.reward_fn = reward_fn
+        self._rng = np.random.default_rng(self.seed)
+        self._saving_after_learning = False
+
+    def decisions(self):
+        """`[(hp, options)]` of the space as it is known now (`options` None when fixed)."""
+        return space_decisions(self.hyperparameters, self.num_bins)
+
+    def reward(self, trial):
+        """The reward of a completed trial (larger is better), or None when not finite."""
+        if self.reward_fn is not None:
+            value = self.reward_fn(trial)
+        else:
+            value = trial.score
+            if value is not None and self.objective.direction == "min":
+                value = -value
+        if value is None:
+            return None
+        value = float(value)
+        return value if np.isfinite(value) else None
+
+    def learn(self, trial):
+        """Takes in an ended trial (any status; called once per `end_trial`)."""
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        # KerasTuner saves the oracle in `end_trial`; save once, after learning, instead.
+        self._saving_after_learning = True
+        try:
+            super().end_trial(trial)
+        finally:
+            self._saving_after_learning = False
+        self.learn(self.trials[trial.trial_id])
+        self.save()
+
+    def save(self):
+        if not self._saving_after_learning:
+            super().save()
+
+    def get_state(self):
+        state = super().get_state()
+        state["rng"] = rng_state_to_json(self._rng)
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        saved = state.get("rng")
+        if saved is None:  # saved by keras-nas 0.2: inside the strategy's own entry
+            saved = next(v["rng"] for v in state.values() if isinstance(v, dict) and "rng" in v)
+        self._rng = rng_from_json(saved)
+
+
+def rng_state_to_json(rng):
+    """A numpy `Generator`'s state as JSON (its big integers as decimal strings)."""
+    state = rng.bit_generator.state
+    return {
+        "bit_generator": state["bit_generator"],
+        "state": {k: str(v) for k, v in state["state"].items()},
+        "has_uint32": int(state["has_uint32"]),
+        "uinteger": int(state["uinteger"]),
+    }
+
+
+def rng_from_json(state):
+    """The numpy `Generator` saved by `rng_state_to_json`."""
+    rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
+    rng.bit_generator.state = {
+        "bit_generator": state["bit_generator"],
+        "state": {k: int(v) for k, v in state["state"].items()},
+        "has_uint32": int(state["has_uint32"]),
+        "uinteger": int(state["uinteger"]),
+    }
+    return rng
