@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 import keras_nas_cli
@@ -184,12 +185,26 @@ def test_unwritable_output_directory_is_one_clear_line(tmp_path, capsys):
 TINY_CLI = ["--max-trials", "2", "--epochs", "1", "--channels", "4", "--cells", "1"]
 
 
+@pytest.fixture(scope="module")
+def small_digits(tmp_path_factory):
+    """A 400/100/100 slice of digits as an .npz file: the every-strategy runs stay quick."""
+    from keras_nas.data import load_digits
+
+    (x, y), (xt, yt) = load_digits()
+    path = tmp_path_factory.mktemp("data") / "digits_small.npz"
+    np.savez(path, x_train=x[:400], y_train=y[:400], x_val=x[400:500], y_val=y[400:500],
+             x_test=xt[:100], y_test=yt[:100])
+    return str(path)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", keras_nas_cli.STRATEGY_NAMES)
-def test_every_strategy_writes_every_output_through_the_command(strategy, tmp_path, capsys):
+def test_every_strategy_writes_every_output_through_the_command(strategy, small_digits,
+                                                                tmp_path, capsys):
+    # The API and the command share `Search`: this is also each strategy's API test.
     out = tmp_path / "results"
     assert cli.main(["search", "--output", str(out), "--strategy", strategy, "--seed", "0",
-                     *TINY_CLI]) == 0, capsys.readouterr().err
+                     "--dataset", small_digits, *TINY_CLI]) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "best architecture:" in printed and "test accuracy:" in printed
     summary = json.loads((out / "summary.json").read_text())
@@ -198,8 +213,15 @@ def test_every_strategy_writes_every_output_through_the_command(strategy, tmp_pa
         t["params"] > 0 and 0 <= t["metrics"]["val_accuracy"] <= 1 for t in completed)
     assert summary["best"]["test_accuracy"] >= 0 and summary["best"]["tflite_bytes"] > 0
     if strategy in keras_nas_cli.ONESHOT_STRATEGY_NAMES:
-        assert summary["oneshot"]["strategy"] == strategy
+        assert summary["oneshot"]["strategy"] == strategy and summary["oneshot"]["seconds"] > 0
         assert "supernet epoch 1/1" in printed
+        # The supernet's candidates (one for DARTS) are trained stand-alone as ordinary trials.
+        candidates = summary["oneshot"]["candidates"]
+        assert 1 <= len(summary["trials"]) == len(candidates) <= 2
+        for trial, candidate in zip(summary["trials"], candidates):
+            assert trial["architecture"] == candidate["architecture"]
+    else:
+        assert summary["strategy"] == strategy
     keras.saving.load_model(out / "best_model.keras")
     assert (out / "best_model.tflite").stat().st_size == summary["best"]["tflite_bytes"]
     for figure in ("history", "pareto", "cell"):

@@ -20,27 +20,6 @@ def digits():
     return (x[:300], y[:300]), (x[300:400], y[300:400]), (xt[:100], yt[:100])
 
 
-@pytest.mark.parametrize("strategy", ["random", "bayesian", "hyperband"])
-def test_search_per_strategy_returns_a_trained_model(strategy, digits, tmp_path):
-    (x, y), val, test = digits
-    s = keras_nas.Search(space="cell", strategy=strategy, max_trials=2, epochs=1, seed=1,
-                         directory=tmp_path, project_name=strategy, space_kwargs=TINY,
-                         verbose=0)
-    s.fit(x, y, validation_data=val)
-    trials = s.trials
-    assert 1 <= len(trials) <= 2
-    assert all(t["status"] == "COMPLETED" for t in trials)
-    for t in trials:
-        assert t["architecture"].startswith("|") and t["params"] > 0
-        assert 0.0 <= t["metrics"]["val_accuracy"] <= 1.0
-    summary = json.loads(open(s.summary_path).read())
-    assert summary["strategy"] == strategy and summary["best_architecture"]
-    assert len(summary["trials"]) == len(trials)
-    loss, accuracy = s.best_model.evaluate(*test, verbose=0)
-    assert np.isfinite(loss) and 0.0 <= accuracy <= 1.0
-    assert os.path.exists(s.best_model_path)
-
-
 def test_search_function_model_saves_and_reloads_without_custom_objects(digits, tmp_path):
     (x, y), val, test = digits
     model = keras_nas.search(x, y, validation_data=val, space="cell", strategy="random",
@@ -154,7 +133,8 @@ def test_any_oracle_instance_and_tf_dataset_input(digits, tmp_path):
 
 def test_every_space_by_name_runs_a_trial(digits, tmp_path):
     (x, y), val, _ = digits
-    for space, kwargs in [("darts", dict(channels=4, layers=2)), ("mobilenet", {})]:
+    small_mobilenet = dict(stages=((8, 1, 1), (16, 2, 2)), stem_channels=8, head_channels=32)
+    for space, kwargs in [("darts", dict(channels=4, layers=2)), ("mobilenet", small_mobilenet)]:
         s = keras_nas.Search(space=space, strategy="random", max_trials=1, epochs=1, seed=0,
                              directory=tmp_path, project_name=space, space_kwargs=kwargs,
                              verbose=0, final_model="checkpoint")
@@ -211,12 +191,13 @@ def test_non_positive_latency_target_is_rejected(tmp_path):
             keras_nas.Search(directory=tmp_path, latency_ms=bad)
 
 
-@pytest.mark.parametrize("strategy", ["darts", "spos", "enas"])
-def test_one_shot_strategies_write_the_records_every_search_writes(strategy, digits, tmp_path):
+def test_one_shot_strategies_write_the_records_every_search_writes(digits, tmp_path):
+    # Every one-shot strategy runs through the command in tests/test_cli.py; here the API's
+    # view of one of them (DARTS: a single candidate).
+    strategy = "darts"
     (x, y), val, test = digits
     s = keras_nas.Search(space="cell", strategy=strategy, max_trials=2, epochs=1, seed=0,
-                         directory=tmp_path, space_kwargs=TINY, verbose=0,
-                         strategy_kwargs=dict(final_samples=3) if strategy == "enas" else None)
+                         directory=tmp_path, space_kwargs=TINY, verbose=0)
     s.fit(x[:200], y[:200], validation_data=(val[0][:64], val[1][:64]))
     # The supernet's candidates (one for DARTS) are trained stand-alone as ordinary trials.
     summary = json.loads(open(s.summary_path).read())
