@@ -1,18 +1,14 @@
 """The overhead benchmark (tools/bench_overhead.py) runs and its numbers add up."""
 
-import importlib.util
-import pathlib
 
 import pytest
+
+from tests.tools_loader import load_tool
 
 
 @pytest.fixture(scope="module")
 def bench():
-    path = pathlib.Path(__file__).resolve().parents[1] / "tools" / "bench_overhead.py"
-    spec = importlib.util.spec_from_file_location("bench_overhead", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("bench_overhead")
 
 
 def test_trial_overhead_accounts_for_every_part_of_a_trial(bench):

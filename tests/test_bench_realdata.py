@@ -1,22 +1,18 @@
 """The real-data benchmark driver (tools/bench_realdata.py): its split, its table, and one tiny
 end-to-end invocation whose results file has every field and resumes."""
 
-import importlib.util
 import json
 import os
-import pathlib
 
 import numpy as np
 import pytest
 
+from tests.tools_loader import load_tool
+
 
 @pytest.fixture(scope="module")
 def bench():
-    path = pathlib.Path(__file__).resolve().parents[1] / "tools" / "bench_realdata.py"
-    spec = importlib.util.spec_from_file_location("bench_realdata", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("bench_realdata")
 
 
 def test_split_is_stratified_disjoint_and_fixed(bench):

@@ -4,7 +4,6 @@
 `12ep_cifar10_val`, 260 random cells (random.Random(0)) and the README's example cell.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from keras_nas.benchmarks import NASBench201
 from keras_nas.spaces import NASBench201Space
+from tests.tools_loader import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSET = ROOT / "tests" / "data" / "nasbench201_subset.csv"
@@ -72,16 +72,13 @@ class FakeTable:
         return {columns[0]: 60 + score, columns[1]: 80 + score}
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("nb201_tool", ROOT / "tools" / "nasbench201.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_nasbench201_tool():
+    return load_tool("nasbench201")
 
 
 @pytest.mark.parametrize("strategy", ["random", "evolution", "reinforce"])
 def test_driver_runs_the_real_oracles(strategy):
-    tool = load_tool()
+    tool = load_nasbench201_tool()
     kwargs = {"units": 8} if strategy == "reinforce" else {}
     r = tool.run_seed(strategy, 10007, 25, FakeTable(), "val", "test", kwargs)
     assert r["trials"] == 25 and r["distinct"] == 25
@@ -91,7 +88,7 @@ def test_driver_runs_the_real_oracles(strategy):
 
 
 def test_driver_main_writes_json(tmp_path, monkeypatch):
-    tool = load_tool()
+    tool = load_nasbench201_tool()
     import keras_nas.benchmarks
 
     monkeypatch.setattr(keras_nas.benchmarks, "NASBench201", lambda path: FakeTable())
