@@ -14,10 +14,11 @@ from keras_nas.testing import SPACE_RULES, check_space
 REPO = Path(__file__).resolve().parents[1]
 
 
-def docs_code(heading):
-    """The first python block under `## heading` of docs/spaces.md."""
+def docs_code(heading, index=0):
+    """The `index`-th python block under `## heading` of docs/spaces.md."""
     section = (REPO / "docs" / "spaces.md").read_text().split(f"## {heading}\n", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    section = section.split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)[index]
 
 
 def test_documented_tiny_space_passes():
@@ -34,6 +35,18 @@ def test_documented_tiny_space_passes():
     assert all(re.fullmatch(r"[123]x[a-z_0-9,]+(\+mbconv)?", a) for a in archs)
     assert len(report["params"]) == 3 and min(report["params"]) > 0
     assert report["outputs"] == "probabilities" and report["config"] is False
+
+
+
+def test_documented_tiny_space_supernet_passes():
+    # The second example of "Testing your space": check_supernet on the derived supernet,
+    # whose paths include cell stacks of 1-3 cells that hold the edge choices.
+    scope = {}
+    code = docs_code("Writing your own space").split("\nspace = TinySpace(", 1)[0]
+    exec(compile(code, "docs/spaces.md", "exec"), scope)
+    exec(compile(docs_code("Testing your space", 1), "docs/spaces.md", "exec"), scope)
+    report = scope["report"]
+    assert report["supernet"] == "ChoiceSupernet" and len(report["architectures"]) == 3
 
 
 # -- a space fast to build, and broken versions of it -------------------------------------------

@@ -5,6 +5,7 @@ outputs, saving and loading) is checked by `keras_nas.testing.check_space`; the 
 check what is particular to each space."""
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 import keras_nas
+from keras_nas import compat
 from keras_nas.layers import Cell, DartsCell, MBConv
 from keras_nas.spaces import (
     DARTS_OPS,
@@ -359,4 +361,23 @@ def test_own_space_example_in_docs_runs():
     space = scope["space"]
     assert isinstance(scope["model"], keras.Model)
     assert space.decode(scope["arch"])["cells"] == 2
-    assert len([layer for layer in scope["model"].layers if isinstance(layer, Cell)]) == 2
+    assert len([layer for layer in compat.all_layers(scope["model"]) if isinstance(layer, Cell)]) == 2
+
+
+@pytest.mark.slow
+def test_oneshot_search_on_own_space_example_in_docs_runs(tmp_path, monkeypatch):
+    # "One-shot search on your own space": DARTS, SPOS and ENAS on the documented TinySpace,
+    # through keras_nas.search, with the supernet derived from its build_network.
+    text = (REPO / "docs" / "spaces.md").read_text()
+    space_code = re.search(r"```python\n(.*?)```", text.split("## Writing your own space", 1)[1],
+                           re.S).group(1).split("\nspace = TinySpace(", 1)[0]
+    code = re.search(r"```python\n(.*?)```",
+                     text.split("## One-shot search on your own space", 1)[1], re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(space_code, "docs/spaces.md", "exec"), scope)
+    exec(compile(code, "docs/spaces.md", "exec"), scope)
+    for strategy in ("darts", "spos", "enas"):
+        found = json.loads((tmp_path / "tiny_oneshot" / strategy / "oneshot.json").read_text())
+        assert found["strategy"] == strategy and found["candidates"]
+        scope["TinySpace"]().decode(found["candidates"][0]["architecture"])

@@ -45,8 +45,8 @@ def test_batch_norm_recalibration_uses_the_path_statistics():
     net = build_supernet(space, seed=0)
     batches = [rng.normal(3.0, 2.0, size=(16, 8, 8, 1)).astype("float32") for _ in range(3)]
     recalibrate_batch_norm(net, batches, path=[3])
-    stem_bn = net.stem.layers[1]
-    pre = np.concatenate([np.asarray(net.stem.layers[0](b)) for b in batches])
+    stem_bn = net.network.get_layer("stem_bn")
+    pre = np.concatenate([np.asarray(net.network.get_layer("stem_conv")(b)) for b in batches])
     # the average of the per-batch means equals the mean over all (equal-sized) batches
     np.testing.assert_allclose(stem_bn.moving_mean.numpy(), pre.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)
     assert stem_bn.momentum == 0.9  # restored

@@ -49,8 +49,12 @@ class Cell(keras.layers.Layer):
     edges are all `"none"` is zero, and so is the output of a cell with no path from input to
     output, exactly as in NAS-Bench-201.
 
+    An entry of `ops` may also be a Keras layer: a layer made by `get_op` counts as its op's
+    name (so a space's `choose` may return either), any other layer (e.g. the `MixedOp` of a
+    supernet) is used on its edge as it is.
+
     Args:
-        ops: list of op names (keys of `keras_nas.layers.OPS`), `n*(n-1)/2` of them.
+        ops: list of op names (keys of `keras_nas.layers.OPS`) or layers, `n*(n-1)/2` of them.
         channels: channels of every node after the input.
         stride: stride of the edges leaving the input node (1 in NAS-Bench-201).
 
@@ -68,7 +72,9 @@ class Cell(keras.layers.Layer):
         if isinstance(ops, str) or not isinstance(ops, (list, tuple)):
             raise TypeError(f"`ops` must be a list of op names, got {ops!r}.")
         self.num_nodes = num_nodes_of(len(ops))
-        self.ops = [canonical_op_name(name) for name in ops]
+        ops = [_edge_entry(op) for op in ops]
+        self.ops = [op if isinstance(op, keras.layers.Layer) else canonical_op_name(op)
+                    for op in ops]
         self.channels = check_positive_int(channels, "channels")
         self.stride = check_stride(stride)
         self.edges = cell_edges(self.num_nodes)
@@ -90,8 +96,11 @@ class Cell(keras.layers.Layer):
         self.edge_layers = []
         for k in self._active:
             i, _ = self.edges[k]
-            layer = get_op(self.ops[k], self.channels, self.stride if i == 0 else 1)
-            layer.build(node_shapes[i])
+            layer = self.ops[k]
+            if not isinstance(layer, keras.layers.Layer):
+                layer = get_op(layer, self.channels, self.stride if i == 0 else 1)
+            if not layer.built:
+                layer.build(node_shapes[i])
             self.edge_layers.append(layer)
 
     def call(self, inputs):
@@ -111,8 +120,24 @@ class Cell(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"ops": list(self.ops), "channels": self.channels, "stride": self.stride})
+        ops_ = [keras.saving.serialize_keras_object(op) if isinstance(op, keras.layers.Layer)
+                else op for op in self.ops]
+        config.update({"ops": ops_, "channels": self.channels, "stride": self.stride})
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["ops"] = [op if isinstance(op, str) else keras.saving.deserialize_keras_object(op)
+                         for op in config["ops"]]
+        return cls(**config)
+
+
+def _edge_entry(op):
+    """An entry of `Cell(ops=...)`: a layer made by `get_op` becomes its op name."""
+    if isinstance(op, keras.layers.Layer):
+        return getattr(op, "op_name", None) or op
+    return op
 
 
 @register

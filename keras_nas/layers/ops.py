@@ -492,7 +492,9 @@ def get_op(name, channels, stride=1, **kwargs):
     name = canonical_op_name(name)
     channels = check_positive_int(channels, "channels")
     stride = check_stride(stride)
-    return OPS[name](channels, stride, **kwargs)
+    layer = OPS[name](channels, stride, **kwargs)
+    layer.op_name = name  # so a `Cell` given this layer keeps its name (see `Cell`)
+    return layer
 
 
 def register_op(name, factory, overwrite=False):

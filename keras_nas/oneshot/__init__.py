@@ -13,10 +13,11 @@ model = search.retrain(x, y, epochs=20)      # the found cell, trained from scra
 - `DartsSearch`: differentiable search (first/second order, GDAS relaxation, DARTS- guard).
 - `SPOSSearch`: uniform single-path supernet training + evolutionary search.
 - `ENASSearch`: LSTM controller trained with REINFORCE on validation accuracy.
-- `build_supernet(space)`: the supernet of a space — `NASBench201Supernet`, `DartsSupernet`
-  (per-edge DARTS weights, genotype derived from the top-2 edges per node) and
-  `MobileNetSupernet` (width, depth, kernel and expansion as paths); `Supernet` to write
-  your own; `recalibrate_batch_norm`.
+- `build_supernet(space)`: the supernet of a space — `ChoiceSupernet`, derived from any
+  space's `build_network(choose)` (NAS-Bench-201 and users' spaces), and the hand-written
+  `DartsSupernet` (per-edge DARTS weights, genotype derived from the top-2 edges per node)
+  and `MobileNetSupernet` (width, depth, kernel and expansion as paths); `Supernet`, their
+  base; `recalibrate_batch_norm`.
 """
 
 from keras_nas.oneshot.darts import DartsSearch  # noqa: F401
@@ -26,7 +27,8 @@ from keras_nas.oneshot.mobilenet_supernet import MobileNetSupernet  # noqa: F401
 from keras_nas.oneshot.spos import SPOSSearch  # noqa: F401
 from keras_nas.oneshot.supernet import (  # noqa: F401
     SUPERNETS,
-    NASBench201Supernet,
+    ChoiceSite,
+    ChoiceSupernet,
     Supernet,
     arch_variables,
     build_supernet,

@@ -11,29 +11,22 @@ in `"gumbel"` mode); `net(x, path=p)` runs only the ops of path `p` (a list of o
 per decision, or an int tensor of that shape, which one traced function accepts for every path).
 """
 
+import weakref
+
 import keras
-import keras_tuner
 import numpy as np
 from keras import ops
 
+from keras_nas import compat
 from keras_nas.layers.mixed_op import MixedOp
 from keras_nas.oracles.controller import softmax
+from keras_nas.spaces.choices import check_options, decision_options, make_layer
 
 
 def _categorical_decisions(space):
-    """`[(name, options)]` of the space's categorical decisions, in declaration order."""
-    hp = keras_tuner.HyperParameters()
-    space.declare(hp)
-    decisions = []
-    for p in hp.space:
-        values = getattr(p, "values", None)
-        if values is None:
-            raise ValueError(
-                f"{type(space).__name__} has the non-categorical hyperparameter {p.name!r}: "
-                "one-shot searches need every decision to be a `Choice`."
-            )
-        if len(values) > 1:
-            decisions.append((p.name, list(values)))
+    """`[(name, options)]` of the space's decisions with two or more options, in declaration
+    order (`keras_nas.spaces.choices.decision_options`; one-option decisions are left out)."""
+    decisions = [(n, o) for n, o in decision_options(space) if len(o) > 1]
     if not decisions:
         raise ValueError(f"{type(space).__name__} declares no decision with two or more options.")
     return decisions
@@ -193,126 +186,146 @@ class Supernet(keras.Model):
         raise NotImplementedError
 
 
-# -- NAS-Bench-201 ---------------------------------------------------------------------------
+# -- the supernet of any space with `build_network(choose)` ----------------------------------
 
-EDGES_201 = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
+class ChoiceSite(MixedOp):
+    """One `choose(name, options)` call of a space's network inside a `ChoiceSupernet`.
+
+    A `MixedOp` over the options' layers that runs what its supernet's current call asks
+    for: the path's option (`net(x, path=...)`) or the relaxation with the decision's shared
+    `alpha`. Where its output has its input's shape it adds `aux_skip_beta * input` (the
+    auxiliary skip connection of DARTS-, 0 unless a search sets it).
+    """
+
+    def attach(self, supernet, index):
+        # Plain attributes, not tracked: the supernet owns this layer, not the other way round.
+        object.__setattr__(self, "_supernet", weakref.ref(supernet))
+        object.__setattr__(self, "decision_index", int(index))
+        return self
+
+    def call(self, inputs, training=None):
+        net = self._supernet()
+        path = net._path
+        if path is not None:
+            y = self._single(inputs, path[self.decision_index], training)
+        else:
+            y = super().call(inputs, training=training, alpha=net.alphas[self.decision_index])
+        if tuple(y.shape) == tuple(inputs.shape):
+            y = y + ops.multiply(ops.cast(net.aux_skip_beta, y.dtype), inputs)
+        return y
 
 
-class NASBench201Supernet(Supernet):
-    """The NAS-Bench-201 macro network with a `MixedOp` on each of the 6 cell edges.
+class ChoiceSupernet(Supernet):
+    """The supernet of a space that implements `build_network(choose)`.
 
-    Stem (3x3 conv, BN), three stages of `cells_per_stage` cells at `channels`, 2x and 4x
-    channels, separated by residual reduction blocks, then BN-ReLU, global pooling and a
-    softmax classifier (Dong & Yang, ICLR 2020). Every cell shares one `alpha` per edge.
+    The space's own network code builds it: each `choose(name, options)` becomes a
+    `ChoiceSite` over all of the options' layers, and the sites of one decision share its
+    `alpha` (the same edge of every cell is one decision). `to_standalone(path)` builds the
+    space's network of that path and gives it this supernet's weights, which is how
+    `keras_nas.testing.check_supernet` shows that a path computes what the architecture does.
 
     Args:
-        space: a `NASBench201Space` (its `channels`, `cells_per_stage`, `input_shape`,
-            `num_classes` and edge options are used).
+        space: a configured `Space` with `build_network`.
         mode, temperature, seed: see `Supernet`.
+
+    Example:
+
+    ```python
+    space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=8, cells_per_stage=1)
+    net = ChoiceSupernet(space, seed=0)
+    probs = net(x, path=[3] * 6)
+    ```
     """
 
     def __init__(self, space, mode="softmax", temperature=1.0, seed=None, **kwargs):
-        decisions = _categorical_decisions(space)
-        super().__init__(decisions, mode=mode, temperature=temperature, seed=seed, **kwargs)
-        from keras_nas.layers.ops import get_op
-
+        if not space.has_network_builder():
+            raise TypeError(
+                f"{type(space).__name__} has no `build_network(choose)`, so no supernet can be "
+                "derived from it: write its network once with `choose` (see docs/spaces.md)."
+            )
         space._check_configured()
-        self.space_input_shape = tuple(space.input_shape)
-        self.edge_index = {}
-        for k, name in enumerate(self.decision_names):
-            i, j = (int(t) for t in name.split("_")[1:3])
-            self.edge_index[(i, j)] = k
-        if sorted(self.edge_index) != sorted(EDGES_201):
-            raise ValueError(f"{type(space).__name__} does not declare the 6 NAS-Bench-201 edges.")
-        c = int(space.channels)
-        n = int(space.cells_per_stage)
+        every = decision_options(space)
+        decisions = [(n, o) for n, o in every if len(o) > 1]
+        if not decisions:
+            raise ValueError(
+                f"{type(space).__name__} declares no decision with two or more options."
+            )
+        super().__init__(decisions, mode=mode, temperature=temperature, seed=seed, **kwargs)
         self.space = space
-        self.order = [self.edge_index[e] for e in EDGES_201]
-        self.stem, size = build_201_stem(space)
-        self.stages = []
-        self.reductions = []
-        for stage, width in enumerate((c, 2 * c, 4 * c)):
-            if stage > 0:
-                # As NASBench201Space: a 1-pixel map is not reduced further.
-                stride = 2 if size >= 2 else 1
-                self.reductions.append(build_201_reduction(space, width, stride))
-                size = -(-size // stride)
-            cells = []
-            for _ in range(n):
-                # One MixedOp per edge, in EDGES_201 order.
-                cells.append(
-                    [
-                        self.make_mixed(k, [get_op(op, width, 1) for op in decisions[k][1]])
-                        for k in self.order
-                    ]
-                )
-            self.stages.append(cells)
-        self.head = build_201_head(space)
-        self.build((None,) + self.space_input_shape)
-
-    def to_standalone(self, path):
-        """The stand-alone network of `path` (built by the space) with this supernet's weights.
-
-        Every weight of the returned model (uncompiled, as `space.build_values`) is copied
-        from the supernet: stem, reduction blocks, head, and on each edge the weights of the
-        op the path chose.
-        """
-        path = [int(i) for i in path]
-        values = self.values_of(path)
-        model = self.space.build_values(values)
-        by_name = {layer.name: layer for layer in model.layers}
-        _copy(self.stem.weights, stem_weights(model, ("reduction_", "stage_")), "stem")
-        for r, block in enumerate(self.reductions, start=1):
-            _copy(block.weights, by_name[f"reduction_{r}"].weights, f"reduction_{r}")
-        for stage, cells in enumerate(self.stages):
-            for n, cell in enumerate(cells):
-                target = by_name[f"stage_{stage}_cell_{n}"]
-                for k, layer in zip(target._active, target.edge_layers):
-                    chosen = cell[k].candidates[path[self.order[k]]]
-                    _copy(chosen.weights, layer.weights, f"stage_{stage}_cell_{n} edge {k}")
-        head = [w for name in ("head_bn", "classifier") for w in by_name[name].weights]
-        _copy(self.head.weights, head, "head")
-        return model
-
-    def build(self, input_shape):
-        x = keras.KerasTensor(tuple(input_shape))
-        self._set_path([0] * len(self.decisions))
-        try:
-            self.forward(x)
-        finally:
-            self._set_path(None)
+        self._fixed = {n: o[0] for n, o in every if len(o) == 1}
+        self._index = {n: k for k, (n, _) in enumerate(self.decisions)}
+        self._sites = []
+        self.network = space.build_network(self._choose)
+        unused = [n for n, group in zip(self.decision_names, self._mixed_ops) if not group]
+        if unused:
+            raise ValueError(
+                f"{type(space).__name__} declares {unused} but its `build_network` never "
+                "calls `choose` for them, so a supernet cannot run their options."
+            )
+        self._inner_sites = [
+            [[id(s) for s in compat.all_layers(c) if isinstance(s, ChoiceSite)]
+             for c in site.candidates]
+            for site in self._sites
+        ]
         self.built = True
 
+    def _choose(self, name, options):
+        options = check_options(name, options)
+        if name in self._fixed:
+            return make_layer(name, self._fixed[name], options[self._fixed[name]])
+        if name not in self._index:
+            raise ValueError(
+                f"{type(self.space).__name__}.build_network calls choose({name!r}, ...), but "
+                f"the space declares no such decision (it declares {self.decision_names})."
+            )
+        k = self._index[name]
+        declared = self.decisions[k][1]
+        if len(options) != len(declared) or any(v not in options for v in declared):
+            raise ValueError(
+                f"choose({name!r}, ...) gives the options {list(options)}, but the space "
+                f"declares {declared} for it."
+            )
+        site = ChoiceSite(
+            [make_layer(name, v, options[v]) for v in declared],
+            mode=self.mode,
+            temperature=self.temperature,
+            names=[str(v) for v in declared],
+            shared_alpha=True,
+            seed=self.seed,
+            name=f"{name}_{len(self._mixed_ops[k])}",
+        ).attach(self, k)
+        self._mixed_ops[k].append(site)
+        self._sites.append(site)
+        return site
+
     def forward(self, inputs, training=None):
-        x = self.stem(inputs, training=training)
-        for stage, cells in enumerate(self.stages):
-            if stage > 0:
-                x = self.reductions[stage - 1](x, training=training)
-            for cell in cells:
-                nodes = [x]
-                for j in range(1, 4):
-                    total = None
-                    for e, (i, jj) in enumerate(EDGES_201):
-                        if jj != j:
-                            continue
-                        y = self.mixed(self.order[e], cell[e], nodes[i], training=training)
-                        total = y if total is None else total + y
-                    nodes.append(total)
-                x = nodes[3] + ops.multiply(self.aux_skip_beta, nodes[0])
-        return self.head(x, training=training)
+        return self.network(inputs, training=training)
 
+    def path_weights(self, path):
+        """This supernet's weights that path `path` uses, in the order of the stand-alone
+        network's `weights` (what every option not chosen holds is left out)."""
+        path = self.canonical_path(path)
+        dropped = set()
+        nested = {i for inner in self._inner_sites for ids in inner for i in ids}
+        position = {id(s): n for n, s in enumerate(self._sites)}
+        live = [n for n, s in enumerate(self._sites) if id(s) not in nested]
+        while live:  # the sites the path runs: top-level ones, then those inside chosen options
+            n = live.pop()
+            site = self._sites[n]
+            chosen = path[site.decision_index]
+            kept = {id(w) for w in site.candidates[chosen].weights}
+            for i, candidate in enumerate(site.candidates):
+                if i != chosen:  # a weight the chosen option shares stays
+                    dropped |= {id(w) for w in candidate.weights} - kept
+            live.extend(position[j] for j in self._inner_sites[n][chosen])
+        dropped |= {id(v) for v in self.arch_variables} | {id(self.aux_skip_beta)}
+        return [w for w in self.network.weights if id(w) not in dropped]
 
-def build_201_stem(space):
-    """The space's stem as a functional sub-model, and the spatial size after it."""
-    from keras_nas.layers._utils import batch_norm
-    from keras_nas.spaces.base import stem_downsampling
-
-    h, w, _ = space.input_shape
-    inputs = keras.Input(space.input_shape)
-    x, size = stem_downsampling(inputs, min(h, w), space.channels, space.max_resolution)
-    x = keras.layers.Conv2D(space.channels, 3, padding="same", use_bias=False)(x)
-    x = batch_norm()(x)
-    return keras.Model(inputs, x, name="stem"), size
+    def to_standalone(self, path):
+        """The space's stand-alone network of `path` (uncompiled) with this supernet's weights."""
+        model = self.space.build_values(self.values_of(path))
+        _copy(self.path_weights(path), model.weights, f"{type(self.space).__name__} path {path}")
+        return model
 
 
 def stem_weights(model, body_prefixes):
@@ -338,29 +351,10 @@ def _copy(source, target, where):
         t.assign(s)
 
 
-def build_201_head(space):
-    from keras_nas.layers._utils import batch_norm
-
-    return keras.Sequential(
-        [
-            batch_norm(),
-            keras.layers.ReLU(),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(space.num_classes, activation="softmax"),
-        ]
-    )
-
-
-def build_201_reduction(space, width, stride=2):
-    from keras_nas.layers.cell import ResNetBasicBlock
-
-    return ResNetBasicBlock(width, stride=stride)
-
-
 # -- building and utilities ------------------------------------------------------------------
 
-SUPERNETS = {"NASBench201Space": NASBench201Supernet}
-"""Space class name -> supernet class, for spaces that do not define `build_supernet`
+SUPERNETS = {}
+"""Space class name -> supernet class, for spaces whose supernet is written by hand
 (`DartsSupernet` and `MobileNetSupernet` add themselves when their modules are imported,
 which `import keras_nas.oneshot` does)."""
 
@@ -368,8 +362,9 @@ which `import keras_nas.oneshot` does)."""
 def build_supernet(space, mode="softmax", temperature=1.0, seed=None):
     """The weight-sharing supernet of a search space.
 
-    A space may provide its own with a `build_supernet(mode=, temperature=, seed=)` method;
-    otherwise the class registered in `SUPERNETS` under the space's class name is used.
+    In order: the space's own `build_supernet(mode=, temperature=, seed=)` method, a class
+    registered in `SUPERNETS` under the space's class name, or the `ChoiceSupernet` derived
+    from the space's `build_network(choose)`.
 
     Args:
         space: a configured `keras_nas.spaces.Space` (input shape and classes set).
@@ -391,10 +386,12 @@ def build_supernet(space, mode="softmax", temperature=1.0, seed=None):
     for cls in type(space).__mro__:
         if cls.__name__ in SUPERNETS:
             return SUPERNETS[cls.__name__](space, mode=mode, temperature=temperature, seed=seed)
+    if hasattr(space, "has_network_builder") and space.has_network_builder():
+        return ChoiceSupernet(space, mode=mode, temperature=temperature, seed=seed)
     raise TypeError(
-        f"No supernet is known for `space` of type {type(space).__name__}: give the space a "
-        f"`build_supernet()` method or register a Supernet class in SUPERNETS "
-        f"(known: {sorted(SUPERNETS)})."
+        f"No supernet is known for `space` of type {type(space).__name__}: write its network "
+        "once as `build_network(choose)` (docs/spaces.md), give it a `build_supernet()` "
+        f"method, or register a Supernet class in SUPERNETS (known: {sorted(SUPERNETS)})."
     )
 
 
@@ -406,7 +403,7 @@ def arch_variables(model):
         for v in model.arch_variables:
             found.append(v)
             seen.add(id(v))
-    for layer in model._flatten_layers(include_self=False):
+    for layer in compat.all_layers(model):
         if isinstance(layer, MixedOp):
             for v in layer.arch_variables:
                 if id(v) not in seen:
@@ -429,7 +426,7 @@ def recalibrate_batch_norm(model, batches, **call_kwargs):
     """
     bns = [
         layer
-        for layer in model._flatten_layers(include_self=True)
+        for layer in compat.all_layers(model, include_self=True)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
     saved = [bn.momentum for bn in bns]

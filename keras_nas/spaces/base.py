@@ -14,7 +14,13 @@ class Space(keras_tuner.HyperModel):
       space cheaply.
     - `encode(values) -> str` and `decode(arch_str) -> dict`: an architecture as a string
       and back; `values` maps hyperparameter names to values.
-    - `build_values(values) -> keras.Model`: the uncompiled network for those values.
+    - the network, one of two ways:
+      `build_network(choose) -> keras.Model`, the uncompiled network with each decision made
+      by `choose(name, {value: layer factory})` (`keras_nas.spaces.choices`): the same code
+      then builds one architecture (`build_values`) and the weight-sharing supernet of all
+      of them, so DARTS, SPOS and ENAS run on the space; or
+      `build_values(values) -> keras.Model`, the network of one architecture only (the
+      tuner-driven strategies need no more).
 
     The base class then gives `build(hp)` (what KerasTuner calls: declares, builds, compiles)
     and `build_architecture(arch_str)` (a compiled model from a string).
@@ -97,8 +103,31 @@ class Space(keras_tuner.HyperModel):
     def decode(self, arch_str):
         raise NotImplementedError
 
+    def build_network(self, choose):
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement `build_network(choose)`: it builds "
+            "single architectures with `build_values` only, so it has no weight-sharing supernet."
+        )
+
     def build_values(self, values):
-        raise NotImplementedError
+        """The uncompiled network of the decisions `values` (`{name: value}`).
+
+        The base class builds it with `build_network(FixedChoices(values))`; a space that
+        implements only `build_values` overrides this.
+        """
+        from keras_nas.spaces.choices import FixedChoices
+
+        if not self.has_network_builder():
+            raise NotImplementedError(
+                f"{type(self).__name__} must implement `build_network(choose)` or "
+                "`build_values(values)`."
+            )
+        self._check_configured()
+        return self.build_network(FixedChoices(values))
+
+    def has_network_builder(self):
+        """Whether the space implements `build_network(choose)` (and so has a supernet)."""
+        return type(self).build_network is not Space.build_network
 
     # -- given --------------------------------------------------------------------------
     def values_of(self, hp):

@@ -1,10 +1,11 @@
 """The NAS-Bench-201 search space (Dong & Yang, ICLR 2020)."""
 
+import functools
 import itertools
 
 import keras
 
-from keras_nas.layers import Cell, ResNetBasicBlock, cell_edges
+from keras_nas.layers import Cell, ResNetBasicBlock, cell_edges, get_op
 from keras_nas.layers._utils import batch_norm
 from keras_nas.validation import check_positive_int
 from keras_nas.spaces.base import Space, stem_downsampling
@@ -170,10 +171,9 @@ class NASBench201Space(Space):
         values = self.decode(self.encode(values))
         return [values[e] for e in EDGE_NAMES]
 
-    def build_values(self, values):
-        """The uncompiled NAS-Bench-201 network of the cell `values`."""
+    def build_network(self, choose):
+        """The NAS-Bench-201 network, each cell edge an op made by `choose(edge, options)`."""
         self._check_configured()
-        cell_ops = self.cell_ops(values)
         h, w, _ = self.input_shape
         inputs = keras.Input(self.input_shape)
         x, size = stem_downsampling(inputs, min(h, w), self.channels, self.max_resolution)
@@ -188,9 +188,18 @@ class NASBench201Space(Space):
                 x = ResNetBasicBlock(channels, stride, name=f"reduction_{stage}")(x)
                 size = -(-size // stride)
             for n in range(self.cells_per_stage):
-                x = Cell(cell_ops, channels, name=f"stage_{stage}_cell_{n}")(x)
+                edges = [choose(edge, _edge_options(channels)) for edge in EDGE_NAMES]
+                x = Cell(edges, channels, name=f"stage_{stage}_cell_{n}")(x)
         x = batch_norm(name="head_bn")(x)
         x = keras.layers.ReLU(name="head_relu")(x)
         x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
         outputs = keras.layers.Dense(self.num_classes, activation="softmax", name="classifier")(x)
         return keras.Model(inputs, outputs, name="nasbench201")
+
+    def build_values(self, values):
+        """The uncompiled NAS-Bench-201 network of the cell `values`."""
+        return super().build_values(self.decode(self.encode(values)))
+
+
+def _edge_options(channels):
+    return {op: functools.partial(get_op, op, channels, 1) for op in NASBENCH201_OPS}

@@ -7,17 +7,18 @@ chance; a 3x3 average pool is symmetric under left-right mirroring, which swaps 
 it is at chance too; `none` sees nothing. Only `nor_conv_3x3` can tell the orientations apart.
 
 `OneOpSpace` is the network `input -> 1x1 conv -> BN -> [op] -> BN -> ReLU -> pooling ->
-softmax` with the op as its only decision; its supernet is `OneOpSupernet`. Both serve the
-one-shot tests and examples: a correct DARTS/SPOS/ENAS must pick `nor_conv_3x3` here.
+softmax` with the op as its only decision, written once with `choose` (its supernet is the
+derived `ChoiceSupernet`). It serves the one-shot tests and examples: a correct
+DARTS/SPOS/ENAS must pick `nor_conv_3x3` here.
 """
 
+import functools
+
 import keras
-import keras_tuner
 import numpy as np
 
 from keras_nas.layers._utils import batch_norm
-from keras_nas.layers.ops import OPS, canonical_op_name, get_op
-from keras_nas.oneshot.supernet import Supernet, _copy
+from keras_nas.layers.ops import get_op
 from keras_nas.spaces.base import Space
 
 ONE_OP_OPTIONS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
@@ -69,66 +70,16 @@ class OneOpSpace(Space):
             raise ValueError(f"`arch_str` must be one of {self.options}, got {arch_str!r}.")
         return {"op": arch_str}
 
-    def build_values(self, values):
+    def build_network(self, choose):
+        """The network, its op made by `choose("op", ...)` (so its supernet is derived)."""
         self._check_configured()
+        c = self.channels
         inputs = keras.Input(self.input_shape)
-        x = keras.layers.Conv2D(self.channels, 1, use_bias=False, name="stem_conv")(inputs)
+        x = keras.layers.Conv2D(c, 1, use_bias=False, name="stem_conv")(inputs)
         x = batch_norm(name="stem_bn")(x)
-        x = OPS[canonical_op_name(values["op"])](self.channels, 1, name="op")(x)
+        x = choose("op", {o: functools.partial(get_op, o, c, 1) for o in self.options})(x)
         x = batch_norm(name="head_bn")(x)
         x = keras.layers.ReLU()(x)
         x = keras.layers.GlobalAveragePooling2D()(x)
         outputs = keras.layers.Dense(self.num_classes, activation="softmax", name="classifier")(x)
         return keras.Model(inputs, outputs)
-
-    def build_supernet(self, mode="softmax", temperature=1.0, seed=None):
-        return OneOpSupernet(self, mode=mode, temperature=temperature, seed=seed)
-
-
-class OneOpSupernet(Supernet):
-    """The supernet of `OneOpSpace`: its network with a `MixedOp` in place of the op."""
-
-    def __init__(self, space, mode="softmax", temperature=1.0, seed=None, **kwargs):
-        hp = keras_tuner.HyperParameters()
-        space.declare(hp)
-        super().__init__([("op", list(space.options))], mode=mode, temperature=temperature, seed=seed, **kwargs)
-        space._check_configured()
-        self.space = space
-        c = space.channels
-        self.stem = keras.Sequential(
-            [keras.layers.Conv2D(c, 1, use_bias=False), batch_norm()], name="stem"
-        )
-        self.op = self.make_mixed(0, [get_op(o, c, 1) for o in space.options])
-        self.head = keras.Sequential(
-            [
-                batch_norm(),
-                keras.layers.ReLU(),
-                keras.layers.GlobalAveragePooling2D(),
-                keras.layers.Dense(space.num_classes, activation="softmax"),
-            ],
-            name="head",
-        )
-        self.build((None,) + tuple(space.input_shape))
-
-    def build(self, input_shape):
-        x = keras.KerasTensor(tuple(input_shape))
-        self.stem.build(input_shape)
-        y = self.stem(x)
-        self.op.build(y.shape)
-        self.head.build(y.shape)
-        self.built = True
-
-    def forward(self, inputs, training=None):
-        x = self.stem(inputs, training=training)
-        y = self.mixed(0, self.op, x, training=training)
-        y = y + keras.ops.multiply(self.aux_skip_beta, x)
-        return self.head(y, training=training)
-
-    def to_standalone(self, path):
-        """The space's network of `path` with this supernet's weights."""
-        model = self.space.build_values(self.values_of(path))
-        layers = {layer.name: layer for layer in model.layers}
-        _copy(self.stem.weights, layers["stem_conv"].weights + layers["stem_bn"].weights, "stem")
-        _copy(self.op.candidates[int(path[0])].weights, layers["op"].weights, "op")
-        _copy(self.head.weights, layers["head_bn"].weights + layers["classifier"].weights, "head")
-        return model
