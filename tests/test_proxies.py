@@ -279,7 +279,7 @@ def test_warm_start_makes_an_oracle_propose_the_prescreened_first(tmp_path):
     assert first.hyperparameters.values == {"width": 8}
     assert oracle.get_state()["warm_start_queue"] == [{"width": 3}]
     state = oracle.get_state()
-    oracle._keras_nas_warm_start = []
+    oracle.warm_start_queue = []
     oracle.set_state(state)  # the queue travels with the state (resume)
     oracle.end_trial(first)
     second = oracle.create_trial("t0")
@@ -290,6 +290,25 @@ def test_warm_start_makes_an_oracle_propose_the_prescreened_first(tmp_path):
     assert third.hyperparameters.values["width"] in (1, 2, 3, 4, 6, 8)
     with pytest.raises(TypeError, match="`oracle`"):
         warm_start("oracle", space, survivors)
+    # the oracle's class gained the queue, nothing else: same name, still a RandomSearchOracle
+    assert type(oracle).__name__ == "RandomSearchOracle"
+    assert isinstance(oracle, keras_tuner.oracles.RandomSearchOracle)
+    assert "populate_space" not in vars(oracle)  # no method patched onto the instance
+
+
+def test_keras_nas_oracles_take_a_warm_start_queue(tmp_path):
+    from keras_nas.oracles import EvolutionOracle
+
+    space = WidthSpace()
+    hp = keras_tuner.HyperParameters()
+    space.declare(hp)
+    oracle = EvolutionOracle(objective="val_accuracy", max_trials=4, seed=0,
+                             hyperparameters=hp)
+    oracle._set_project_dir(str(tmp_path), "warm")
+    warm_start(oracle, space, ["w6"])
+    assert type(oracle).__name__ == "EvolutionOracle"
+    assert oracle.create_trial("t0").hyperparameters.values == {"width": 6}
+    assert oracle.create_trial("t1").hyperparameters.values["width"] in (1, 2, 3, 4, 6, 8)
 
 
 def test_proxies_on_a_small_nasbench201_network():

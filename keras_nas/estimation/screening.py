@@ -146,11 +146,10 @@ def prescreen(space, candidates, proxy, x=None, y=None, keep=10):
 def warm_start(oracle, space, architectures):
     """Makes a KerasTuner oracle propose `architectures` as its first new trials.
 
-    The oracle's `populate_space` answers with the queued architectures (decoded by
-    `space.decode`; hyperparameters an architecture does not set keep their defaults) until
-    the queue is empty, then falls back to the oracle's own strategy. The queue is part of
-    the oracle's state (`get_state()["warm_start_queue"]`, plain JSON), so a resumed search
-    does not propose them twice. The oracle must already know the space's hyperparameters
+    The architectures (decoded by `space.decode`; hyperparameters an architecture does not
+    set keep their defaults) go to the oracle's `warm_start_queue`
+    (`keras_nas.oracles.warm_start`), which it proposes before its own strategy; the queue is
+    part of the oracle's state, so a resumed search does not propose them twice. The oracle must already know the space's hyperparameters
     (a Tuner registers them when it is created).
 
     Args:
@@ -167,44 +166,13 @@ def warm_start(oracle, space, architectures):
     warm_start(tuner.oracle, space, prescreen(space, pool, "synflow", keep=10))
     ```
     """
-    import keras_tuner
+    from keras_nas.oracles.warm_start import with_queue
 
-    if not isinstance(oracle, keras_tuner.Oracle):
-        raise TypeError(f"`oracle` must be a keras_tuner.Oracle, got {type(oracle).__name__}.")
+    oracle = with_queue(oracle)
     queue = [space.decode(arch) for arch in _check_candidates(architectures)]
     try:
         queue = json.loads(json.dumps(queue))
     except TypeError as e:
         raise ValueError(f"`space.decode` gave values that are not plain JSON: {e}") from None
-    oracle._keras_nas_warm_start = queue
-    own_populate, own_get, own_set = oracle.populate_space, oracle.get_state, oracle.set_state
-
-    def populate_space(trial_id):
-        pending = oracle._keras_nas_warm_start
-        if pending:
-            hp = oracle.hyperparameters.copy()
-            values = dict(hp.values)
-            decoded = pending.pop(0)
-            unknown = sorted(set(decoded) - {p.name for p in hp.space})
-            if unknown:
-                raise ValueError(
-                    f"The oracle does not know the hyperparameters {unknown} of `space`: "
-                    "let a Tuner register the space first."
-                )
-            values.update(decoded)
-            return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
-        return own_populate(trial_id)
-
-    def get_state():
-        state = own_get()
-        state["warm_start_queue"] = [dict(v) for v in oracle._keras_nas_warm_start]
-        return state
-
-    def set_state(state):
-        own_set(state)
-        oracle._keras_nas_warm_start = [dict(v) for v in state.get("warm_start_queue", [])]
-
-    oracle.populate_space = populate_space
-    oracle.get_state = get_state
-    oracle.set_state = set_state
+    oracle.warm_start_queue = queue
     return oracle

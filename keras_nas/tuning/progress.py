@@ -15,6 +15,8 @@ import shutil
 import sys
 import time
 
+from keras_nas.results.summary import trial_value
+
 def format_duration(seconds):
     """`4.2` -> `"4.2s"`, `125` -> `"2m05s"`, `7380` -> `"2h03m"`; `None` -> `"?"`."""
     if seconds is None or not math.isfinite(seconds):
@@ -163,14 +165,8 @@ class ProgressPrinter:
             self._header_written = True
 
     def _value(self, trial, name):
-        value = (trial.get("metrics") or {}).get(name)
-        if value is None and name == self.objective:
-            value = trial.get("score")
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            return None
-        return value if math.isfinite(value) else None
+        # The trial's score stands in for a missing value of the objective only.
+        return trial_value(trial, name, use_score=name == self.objective)
 
     def remaining(self, elapsed):
         """Estimated seconds left, from the pace so far and the budgets (None if unknown)."""
