@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from keras_nas.oneshot._base import OneShotSearch, batch_accuracy
 from keras_nas.oneshot.spos import SPOSSearch
-from keras_nas.oracles.controller import softmax
+from keras_nas.oracles.controller import reinforce_step, softmax
 
 
 class ENASSearch(SPOSSearch):
@@ -118,7 +118,6 @@ class ENASSearch(SPOSSearch):
         )
         self.controller_optimizer = keras.optimizers.Adam(self.controller_learning_rate)
         self.controller_optimizer.build(self.controller.trainable_variables)
-        self._controller_step = _reinforce_step(self.controller, self.controller_optimizer)
 
     def sample_path(self):
         """A path sampled from the controller (uniform before the controller exists)."""
@@ -160,7 +159,8 @@ class ENASSearch(SPOSSearch):
                 self.baseline = float(np.mean(rewards))
             advantages = [r - self.baseline for r in rewards]
             sequences = [list(enumerate(p)) for p in paths]
-            self._controller_step(sequences, advantages, self.entropy_weight)
+            reinforce_step(self.controller, self.controller_optimizer, sequences, advantages,
+                           self.entropy_weight)
             self.baseline = float(
                 self.baseline_decay * self.baseline
                 + (1 - self.baseline_decay) * float(np.mean(rewards))
@@ -206,26 +206,3 @@ class ENASSearch(SPOSSearch):
         """Probability that the trained controller samples architecture string `arch`."""
         path = self.supernet.path_of(self.space.decode(arch))
         return float(np.prod(self.controller.probabilities(list(enumerate(path)))))
-
-
-def _reinforce_step(controller, optimizer):
-    """A REINFORCE update `(sequences, advantages, entropy_weight) -> loss` (eager: the
-    controller's `log_prob` indexes with Python ints).
-
-    `sequences` are lists of `(decision_index, option_index)`.
-    """
-    variables = controller.trainable_variables
-
-    def run(sequences, advantages, entropy_weight):
-        with tf.GradientTape() as tape:
-            loss = 0.0
-            for advantage, sequence in zip(advantages, sequences):
-                log_prob, entropy = controller.log_prob(sequence)
-                loss = loss - float(advantage) * log_prob - float(entropy_weight) * entropy
-            loss = loss / len(sequences)
-        grads = tape.gradient(loss, variables)
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
-        return loss
-
-    return run

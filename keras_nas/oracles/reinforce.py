@@ -9,8 +9,7 @@ from keras_tuner.engine import trial as trial_module
 
 from keras_nas import validation
 from keras_nas.oracles.base import NASOracle
-from keras_nas.oracles.controller import LSTMController
-from keras_nas.oracles.controller import softmax
+from keras_nas.oracles.controller import LSTMController, reinforce_step, softmax
 from keras_nas.oracles.decisions import option_index
 from keras_nas.oracles.decisions import space_decisions
 from keras_nas.oracles.decisions import untried_values
@@ -437,34 +436,19 @@ class ReinforceOracle(NASOracle):
 
     def _make_step(self, key):
         """The REINFORCE step for batches whose trials (and elites) made the decisions `key`."""
-        import tensorflow as tf
-
         controller, optimizer = self._controller, self._optimizer
         entropy_weight = self.entropy_weight
         replay_weight = self.replay_weight
         batch_key, elite_key = key
 
         def step(options, advantages, elite_options):
-            variables = controller.trainable_variables
-            with tf.GradientTape() as tape:
-                loss = 0.0
-                total_entropy = 0.0
-                for b, decisions in enumerate(batch_key):
-                    log_prob, entropy = controller.log_prob(
-                        [(d, options[b][t]) for t, d in enumerate(decisions)]
-                    )
-                    loss = loss - advantages[b] * log_prob - entropy_weight * entropy
-                    total_entropy = total_entropy + entropy
-                loss = loss / len(batch_key)
-                for e, decisions in enumerate(elite_key):
-                    log_prob, _ = controller.log_prob(
-                        [(d, elite_options[e][t]) for t, d in enumerate(decisions)]
-                    )
-                    loss = loss - replay_weight * log_prob / len(elite_key)
-            grads = tape.gradient(loss, variables)
-            pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-            optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
-            return loss, total_entropy / len(batch_key)
+            sequences = [[(d, options[b][t]) for t, d in enumerate(decisions)]
+                         for b, decisions in enumerate(batch_key)]
+            elites = [[(d, elite_options[e][t]) for t, d in enumerate(decisions)]
+                      for e, decisions in enumerate(elite_key)]
+            return reinforce_step(controller, optimizer, sequences,
+                                  [advantages[b] for b in range(len(batch_key))],
+                                  entropy_weight, elites, replay_weight)
 
         return step
 
