@@ -421,3 +421,121 @@ def test_save_figures_macro(tmp_path):
     paths = plots.save_figures(summary, tmp_path)
     assert set(paths) == {"history", "pareto", "macro"}
     assert Path(paths["macro"]).stat().st_size > 5000
+
+
+# -- data functions: what each figure shows, as plain values, without matplotlib -----------------
+PLOT_MODULES = ["_data", "_style", "history", "pareto", "controller", "cell", "cell_shapes", "macro", "save"]
+
+
+def small_summary(**extra):
+    """Four finished trials (one failed) and one running, `val_accuracy` maximised."""
+    def trial(n, status="COMPLETED", acc=None, latency=None):
+        metrics = {} if acc is None else {"val_accuracy": acc}
+        if latency is not None:
+            metrics["latency_ms"] = latency
+        return {"trial_id": str(n), "number": n, "status": status, "metrics": metrics, "score": acc,
+                "started": 10.0 + n, "ended": 11.0 + n}
+
+    trials = [trial(0, acc=0.5, latency=2.0), trial(1, "FAILED"), trial(2, acc=0.7, latency=9.0),
+              trial(3, acc=0.6, latency=3.0), trial(4, "RUNNING")]
+    return {"space": "cell", "strategy": "random", "objective": {"name": "val_accuracy", "direction": "max"},
+            "best_trial_id": "2", "trials": trials, **extra}
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    """Makes every matplotlib import fail while the test runs."""
+    import sys
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ImportError):
+        import matplotlib.figure  # noqa: F401
+
+
+def test_plots_modules_import_matplotlib_only_when_drawing():
+    import ast
+    import importlib
+
+    for name in PLOT_MODULES:
+        module = importlib.import_module(f"keras_nas.results.plots.{name}")
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        names = [a.name for n in top for a in n.names] + [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
+        assert not [m for m in names if m.split(".")[0] == "matplotlib"], (name, names)
+
+
+def test_history_data_best_so_far(no_matplotlib):
+    data = plots.history_data(small_summary())
+    assert data["metric"] == "val_accuracy" and data["direction"] == "max"
+    assert data["trial_ids"] == ["0", "1", "2", "3"]  # the running trial is left out
+    assert data["numbers"] == [1, 2, 3, 4]
+    assert data["wall_times"] == [1.0, 2.0, 3.0, 4.0]
+    assert data["values"] == [0.5, None, 0.7, 0.6]
+    assert data["best_so_far"] == [0.5, 0.5, 0.7, 0.7]
+    assert data["best_index"] == 2
+    assert data["over_target"] == [False] * 4 and data["latency_target"] is None
+    assert data["title"] == "Search history — space cell, strategy random"
+    # Minimised objective: the best so far goes down.
+    summary = small_summary(objective={"name": "val_loss", "direction": "min"})
+    for t, loss in zip(summary["trials"], [0.9, None, 0.4, 0.3, None]):
+        t["metrics"] = {} if loss is None else {"val_loss": loss}
+    assert plots.history_data(summary)["best_so_far"] == [0.9, 0.9, 0.4, 0.3]
+    with pytest.raises(ValueError, match="finished"):
+        plots.history_data({"trials": [{"status": "RUNNING"}]})
+
+
+def test_history_data_counts_only_trials_within_the_latency_target(no_matplotlib):
+    data = plots.history_data(small_summary(latency_target_ms=5.0))
+    assert data["latency_target"] == 5.0
+    assert data["over_target"] == [False, False, True, False]
+    assert data["best_so_far"] == [0.5, 0.5, 0.5, 0.6]  # trial 2 (0.7) is over the target
+    assert data["best_index"] == 3
+    assert data["title"].endswith(", latency target 5 ms")
+    data = plots.history_data(small_summary(latency_target_ms=1.0))  # every trial over it
+    assert data["best_so_far"] == [None] * 4 and data["best_index"] is None
+
+
+def test_pareto_data_front(no_matplotlib):
+    summary = small_summary(latency_target_ms=5.0)
+    summary["trials"].append({"trial_id": "5", "number": 5, "status": "COMPLETED",
+                              "metrics": {"val_accuracy": 0.55, "latency_ms": 4.0}})
+    data = plots.pareto_data(summary, metrics=["latency_ms"])
+    assert (data["metric"], data["direction"], data["latency_target"]) == ("val_accuracy", "max", 5.0)
+    assert data["chosen_trial_id"] == "2"
+    (panel,) = data["panels"]
+    assert panel["cost_metric"] == "latency_ms"
+    points = panel["points"]
+    assert [(p["trial_id"], p["cost"], p["quality"], p["over_target"]) for p in points] == [
+        ("0", 2.0, 0.5, False), ("2", 9.0, 0.7, True), ("3", 3.0, 0.6, False), ("5", 4.0, 0.55, False)]
+    assert [points[i]["trial_id"] for i in panel["front"]] == ["0", "2", "3"]  # 5 is beaten by 3
+    assert panel["front"] == plots.pareto_front([(p["quality"], p["cost"]) for p in points], ["max", "min"])
+    # Default metrics: those present (latency_ms; no params here).
+    assert [p["cost_metric"] for p in plots.pareto_data(summary)["panels"]] == ["latency_ms"]
+    with pytest.raises(ValueError, match="no completed trial has both"):
+        plots.pareto_data(summary, metrics=["params"])
+
+
+def test_controller_cell_shapes_macro_and_figures_data(no_matplotlib):
+    history = [{"step": 0, "reward": 0.5, "entropy": 1.0, "probabilities": {"e": {"a": 0.5, "b": 0.5}}},
+               {"step": 1, "reward": 0.6, "baseline": 0.55, "probabilities": {"e": {"a": 0.7, "b": 0.3}}}]
+    data = plots.controller_data({"controller_history": history})
+    assert data["steps"] == [0, 1] and data["rewards"] == [0.5, 0.6]
+    assert data["baseline"] == [(1, 0.55)] and data["entropy"] == [(0, 1.0)]
+    assert data["decisions"] == {"e": {"a": [(0, 0.5), (1, 0.7)], "b": [(0, 0.5), (1, 0.3)]}}
+
+    cell = plots.cell_data(DEAD_END_CELL)
+    assert (cell["kind"], cell["width"], cell["depth"]) == ("nasbench201", 1.5, 2)
+    assert cell["title"] == "NAS-Bench-201 cell: width 1.5c, depth 2"
+    assert sorted(e["op"] for e in cell["edges"]) == ["avg_pool_3x3", "nor_conv_1x1", "nor_conv_3x3", "skip_connect"]
+    assert [e["live"] for e in cell["edges"] if e["op"] == "avg_pool_3x3"] == [False]  # into the dead end
+    assert [n["role"] for n in cell["nodes"]].count("input") == 1
+
+    shapes = plots.cell_shapes_data(DARTS)
+    assert len(shapes["cells"]) == 3
+    assert shapes["cells"][shapes["chosen_index"]]["trial_id"] == str(load(DARTS)["best_trial_id"])
+    assert sorted(n for spot in shapes["published"] for n in spot["names"]) == sorted(PUBLISHED_CELLS)
+
+    assert plots.macro_data({"blocks": BLOCKS})["stages"] == [0, 1, 2]
+    assert list(plots.figures_data(DARTS)) == ["history", "pareto", "cell", "cell_shapes"]
+    assert list(plots.figures_data(small_summary())) == ["history", "pareto"]
