@@ -472,34 +472,16 @@ class Search:
         )
 
     def _oneshot_oracle(self):
-        """A weight-sharing search's candidates, to be trained stand-alone as trials.
-
-        The supernet is trained once (for `epochs`) and its best `max_trials` candidates
-        are written to `oneshot.json`; a resumed search reads them from there.
-        """
-        from keras_nas.oneshot import ONESHOT_STRATEGIES
+        """The trials of a weight-sharing search: its supernet's best candidates
+        (`keras_nas.oneshot.runner`), trained stand-alone one per trial."""
+        from keras_nas.oneshot.runner import run_oneshot
         from keras_nas.oracles.candidates import CandidateOracle
 
-        path = os.path.join(self.results_dir, "oneshot.json")
-        if os.path.exists(path):
-            self.oneshot_result = records.read_json(path)
-        else:
-            found = ONESHOT_STRATEGIES[self.strategy](
-                self.space, seed=self.seed, verbose=int(self.verbose >= 1),
-                **self.strategy_kwargs).fit(
-                *self.data.train, validation_data=self.data.validation, epochs=self.epochs,
-                batch_size=self.batch_size)
-            self.oneshot_search = found
-            history = getattr(found, "controller_history", None)
-            self.oneshot_result = records._plain({
-                "strategy": self.strategy, "seconds": found.search_seconds,
-                "candidates_evaluated": found.num_evaluated, "history": found.history,
-                "controller_history": list(history) if history else None,
-                "candidates": [{"architecture": arch, "supernet_accuracy": score}
-                               for arch, score in found.ranked_candidates(
-                                   min(self.max_trials, ONESHOT_CANDIDATES))],
-            })
-            records.write_json(path, self.oneshot_result)
+        self.oneshot_result, self.oneshot_search = run_oneshot(
+            self.strategy, self.space, self.data.train, self.data.validation,
+            epochs=self.epochs, batch_size=self.batch_size, results_dir=self.results_dir,
+            max_candidates=min(self.max_trials, ONESHOT_CANDIDATES), seed=self.seed,
+            verbose=int(self.verbose >= 1), strategy_kwargs=self.strategy_kwargs)
         candidates = [self.space.decode(c["architecture"])
                       for c in self.oneshot_result["candidates"]]
         return CandidateOracle(
