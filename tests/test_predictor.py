@@ -1,7 +1,13 @@
 import pytest
 
-from keras_nas.hardware import LatencyPredictor, measure_latency, mobilenet_blocks, spearman
-from keras_nas.spaces import MobileNetSpace
+from keras_nas.hardware import (
+    BlockSpec,
+    LatencyPredictor,
+    measure_latency,
+    mobilenet_blocks,
+    spearman,
+)
+from keras_nas.spaces import MobileNetSpace, Space
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +113,56 @@ def test_cell_blocks_build_models_of_their_shapes():
         assert tuple(inputs[0].shape[1:]) == spec.input_shape
         assert tuple(model.outputs[0].shape[1:]) == spec.output_shape, spec.key
     assert {k.split("|")[0] for k in seen} == {"cell_stem", "op", "add", "resblock", "cell_head"}
+
+
+class UserSpace(Space):
+    """A user space of one decision, without `latency_blocks`."""
+
+    def declare(self, hp):
+        hp.Choice("filters", [8, 16])
+
+    def encode(self, values):
+        return f"f{values['filters']}"
+
+    def decode(self, arch_str):
+        return {"filters": int(arch_str[1:])}
+
+
+class UserBlockSpace(UserSpace):
+    """The same space, cut for the latency predictor into a stem and a head block."""
+
+    def latency_blocks(self, values):
+        h, w, c = self.input_shape
+        stem = BlockSpec("stem", (h, w, c), values["filters"], kernel=3)
+        return [stem, BlockSpec("head", stem.output_shape, 0, num_classes=self.num_classes)]
+
+
+def test_space_without_latency_blocks_is_refused_before_measuring(monkeypatch):
+    from keras_nas.hardware import predictor as predictor_module
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured before refusing the space")
+
+    monkeypatch.setattr(predictor_module, "measure_latency_many", no_measuring)
+    monkeypatch.setattr(predictor_module, "to_tflite", no_measuring)
+    space = UserSpace(input_shape=(8, 8, 1), num_classes=3)
+    with pytest.raises(TypeError, match="UserSpace.*latency_blocks"):
+        LatencyPredictor(space)
+    with pytest.raises(NotImplementedError, match="UserSpace.*latency predictor"):
+        space.latency_blocks({"filters": 8})
+
+
+def test_user_space_with_latency_blocks_is_predicted_from_its_blocks():
+    space = UserBlockSpace(input_shape=(8, 8, 1), num_classes=3)
+    predictor = LatencyPredictor(space, overhead_ms=0.25)
+    specs = predictor.blocks("f16")  # strings are decoded with the space's `decode`
+    assert [s.kind for s in specs] == ["stem", "head"]
+    assert specs[0].filters == 16 and specs[1].input_shape == (8, 8, 16)
+    assert [s.key for s in predictor.blocks({"filters": 16})] == [s.key for s in specs]
+    assert [s.key for s in predictor.missing(["f8", "f16"])] == [
+        s.key for s in predictor.blocks("f8") + specs
+    ]
+    predictor.table = {s.key: 1.5 for s in predictor.missing(["f8", "f16"])}
+    assert predictor.predict("f8") == pytest.approx(3.0 - 0.25)
+    model = specs[0].build()  # the blocks build as the predictor would measure them
+    assert tuple(model.outputs[0].shape[1:]) == specs[0].output_shape

@@ -1,14 +1,14 @@
-"""A lookup-table latency predictor for the macro and cell spaces (ProxylessNAS, nn-Meter style).
+"""A lookup-table latency predictor for a space's networks (ProxylessNAS, nn-Meter style).
 
 A network is cut into blocks whose latency depends only on their configuration and input
-shape. `MobileNetSpace`: the stem, each `MBConv` block and the head (1x1 conv, pooling,
-classifier). `NASBench201Space`: the stem, the residual reduction blocks, the head, and
-inside every cell each edge's op plus the additions that sum a node's inputs (edges that do
-not reach the cell's output are left out: the TFLite converter removes them too). Each
-distinct block is built alone as a small Keras model, converted to TFLite and timed once;
-a whole network is predicted as the sum of its blocks' latencies, minus the per-model fixed
-overhead counted once per block beyond the first (the overhead is the measured latency of
-a one-op model).
+shape; the space does the cutting, in `Space.latency_blocks(values)`. `MobileNetSpace`: the
+stem, each `MBConv` block and the head (1x1 conv, pooling, classifier). `NASBench201Space`:
+the stem, the residual reduction blocks, the head, and inside every cell each edge's op plus
+the additions that sum a node's inputs (edges that do not reach the cell's output are left
+out: the TFLite converter removes them too). Each distinct block is built alone as a small
+Keras model, converted to TFLite and timed once; a whole network is predicted as the sum of
+its blocks' latencies, minus the per-model fixed overhead counted once per block beyond the
+first (the overhead is the measured latency of a one-op model).
 """
 
 import dataclasses
@@ -108,100 +108,36 @@ class BlockSpec:
         return keras.Model(inputs, x)
 
 
+def _decisions(space, architecture):
+    """The decisions dict of `architecture` (a string is decoded with `space.decode`)."""
+    return space.decode(architecture) if isinstance(architecture, str) else architecture
+
+
 def mobilenet_blocks(space, architecture):
-    """The blocks of a `MobileNetSpace` network, in order, with their input shapes.
-
-    Follows `MobileNetSpace.build_values` (strides from the input size, widths rounded with
-    `make_divisible`).
-
-    Args:
-        space: a configured `keras_nas.spaces.MobileNetSpace`.
-        architecture: an architecture string or a dict of decisions.
+    """The blocks of a `MobileNetSpace` network: `MobileNetSpace.latency_blocks` of the
+    decoded `architecture` (a string or a dict of decisions), kept for existing callers.
 
     Example: `[b.key for b in mobilenet_blocks(space, "w0.5|k3e3|k5e6-k7e3")]`.
     """
-    from keras_nas.spaces.mobilenet import make_divisible
-
-    space._check_configured()
-    values = space.decode(architecture) if isinstance(architecture, str) else architecture
-    width, stages = space.blocks(values)
-    h, w, c = space.input_shape
-    stem_stride, stage_strides = space.strides_for(min(h, w))
-    specs = [BlockSpec("stem", (h, w, c), make_divisible(space.stem_channels * width),
-                       kernel=3, stride=stem_stride)]
-    shape = specs[-1].output_shape
-    for s, ((filters, _, _), blocks) in enumerate(zip(space.stages, stages)):
-        for b, (kernel, expansion) in enumerate(blocks):
-            spec = BlockSpec("mbconv", shape, make_divisible(filters * width), kernel=kernel,
-                             expansion=expansion, stride=stage_strides[s] if b == 0 else 1,
-                             se_ratio=space.se_ratio)
-            specs.append(spec)
-            shape = spec.output_shape
-    head = make_divisible(space.head_channels * max(1.0, width)) if space.head_channels else 0
-    specs.append(BlockSpec("head", shape, head, num_classes=space.num_classes))
-    return specs
+    return space.latency_blocks(_decisions(space, architecture))
 
 
 def cell_blocks(space, architecture):
-    """The blocks of a `NASBench201Space` network, in order, with their input shapes.
-
-    Follows `NASBench201Space.build_values`; inside a cell, the edges that are computed
-    (`keras_nas.layers.Cell` skips `none` edges unless a node has nothing else) and reach
-    the output node, and one `add` block per node with more than one input.
-
-    Args:
-        space: a configured `keras_nas.spaces.NASBench201Space`.
-        architecture: a NAS-Bench-201 `arch_str` or a dict of decisions.
+    """The blocks of a `NASBench201Space` network: `NASBench201Space.latency_blocks` of the
+    decoded `architecture` (an `arch_str` or a dict of decisions), kept for existing callers.
 
     Example: `len(cell_blocks(space, arch))`.
     """
-    from keras_nas.layers import cell_edges
-    from keras_nas.spaces.base import downsampling_steps
-
-    space._check_configured()
-    values = space.decode(architecture) if isinstance(architecture, str) else architecture
-    ops = space.cell_ops(values)
-    h, w, c = space.input_shape
-    size = min(h, w)
-    specs = [BlockSpec("cell_stem", (h, w, c), space.channels)]
-    for _ in range(downsampling_steps(size, 32)):
-        h, w, size = -(-h // 2), -(-w // 2), -(-size // 2)
-    edges = cell_edges(4)
-    active = []
-    for j in range(1, 4):
-        into = [k for k, (_, jj) in enumerate(edges) if jj == j]
-        live = [k for k in into if ops[k] != "none"]
-        active.extend(live if live else into[:1])
-    reaches = {3}
-    for j in (3, 2, 1):  # from the output node backwards
-        if j in reaches:
-            reaches.update(edges[k][0] for k in active if edges[k][1] == j)
-    for stage in range(3):
-        channels = space.channels * 2**stage
-        if stage > 0:
-            stride = 2 if size >= 2 else 1
-            specs.append(BlockSpec("resblock", (h, w, channels // 2), channels, stride=stride))
-            h, w, size = -(-h // stride), -(-w // stride), -(-size // stride)
-        for _ in range(space.cells_per_stage):
-            for j in range(1, 4):
-                if j not in reaches:
-                    continue
-                terms = [k for k in active if edges[k][1] == j]
-                for k in terms:
-                    specs.append(BlockSpec("op", (h, w, channels), channels, op=ops[k]))
-                if len(terms) > 1:
-                    specs.append(BlockSpec("add", (h, w, channels), channels, inputs=len(terms)))
-    specs.append(BlockSpec("cell_head", (h, w, space.channels * 4), 0,
-                           num_classes=space.num_classes))
-    return specs
+    return space.latency_blocks(_decisions(space, architecture))
 
 
 class LatencyPredictor:
     """Predicts TFLite latency of a space's networks from measured block latencies.
 
     Args:
-        space: a configured `keras_nas.spaces.MobileNetSpace` or `NASBench201Space`
-            (input shape and classes set).
+        space: a configured space (input shape and classes set) that implements
+            `latency_blocks(values)`, as `MobileNetSpace` and `NASBench201Space` do; any other
+            raises `TypeError` here, before anything is measured.
         runs, warmup, threads, xnnpack: how each block is measured (see `measure_latency`).
         quantization: `None`, `"float16"` or `"dynamic"`; the export the predictions are for
             (whole networks must be exported the same way to compare).
@@ -220,15 +156,17 @@ class LatencyPredictor:
 
     def __init__(self, space, runs=50, warmup=10, threads=1, xnnpack=True, quantization=None,
                  table=None, overhead_ms=None):
-        from keras_nas.spaces import MobileNetSpace, NASBench201Space
+        from keras_nas.spaces import Space
 
-        if isinstance(space, MobileNetSpace):
-            self._blocks = mobilenet_blocks
-        elif isinstance(space, NASBench201Space):
-            self._blocks = cell_blocks
-        else:
+        if not isinstance(space, Space):
             raise TypeError(
-                f"`space` must be a MobileNetSpace or NASBench201Space, got {type(space).__name__}."
+                f"`space` must be a keras_nas.spaces.Space, got {type(space).__name__}."
+            )
+        if type(space).latency_blocks is Space.latency_blocks:
+            raise TypeError(
+                f"`space` {type(space).__name__} does not implement `latency_blocks(values)`: "
+                "the latency predictor needs the space to cut its networks into blocks "
+                "(see `keras_nas.spaces.Space.latency_blocks`)."
             )
         space._check_configured()
         if quantization not in (None, "float16", "dynamic"):
@@ -244,7 +182,7 @@ class LatencyPredictor:
 
     def blocks(self, architecture):
         """The `BlockSpec`s of an architecture (string or decisions dict)."""
-        return self._blocks(self.space, architecture)
+        return self.space.latency_blocks(_decisions(self.space, architecture))
 
     def missing(self, architectures):
         """The distinct blocks of `architectures` that the table does not hold yet."""

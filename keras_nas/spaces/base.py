@@ -129,6 +129,20 @@ class Space(keras_tuner.HyperModel):
         """Whether the space implements `build_network(choose)` (and so has a supernet)."""
         return type(self).build_network is not Space.build_network
 
+    def latency_blocks(self, values):
+        """The network of the decisions `values` as a list of blocks, for the latency predictor.
+
+        A block list is the network cut, in order, into `keras_nas.hardware.BlockSpec`s whose
+        latency depends only on their configuration and input shape;
+        `keras_nas.hardware.LatencyPredictor` measures each distinct block once and predicts a
+        network as the sum of its blocks' latencies. Optional: only the predictor needs it.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement `latency_blocks(values)`, which the "
+            "latency predictor (`keras_nas.hardware.LatencyPredictor`) needs to cut its "
+            "networks into measured blocks."
+        )
+
     # -- given --------------------------------------------------------------------------
     def values_of(self, hp):
         """The architecture decisions `hp` holds, as a dict: only the active ones.

@@ -323,3 +323,30 @@ class MobileNetSpace(Space):
             x = keras.layers.Dropout(self.dropout, name="dropout")(x)
         outputs = keras.layers.Dense(self.num_classes, activation="softmax", name="classifier")(x)
         return keras.Model(inputs, outputs, name="mobilenet")
+
+    def latency_blocks(self, values):
+        """The `BlockSpec`s of the network of `values`, in order: stem, each MBConv, head.
+
+        Follows `build_values` above (strides from the input size, widths rounded with
+        `make_divisible`); the head is the 1x1 conv, pooling and classifier. For
+        `keras_nas.hardware.LatencyPredictor`.
+        """
+        from keras_nas.hardware.predictor import BlockSpec
+
+        self._check_configured()
+        width, stages = self.blocks(values)
+        h, w, c = self.input_shape
+        stem_stride, stage_strides = self.strides_for(min(h, w))
+        specs = [BlockSpec("stem", (h, w, c), make_divisible(self.stem_channels * width),
+                           kernel=3, stride=stem_stride)]
+        shape = specs[-1].output_shape
+        for s, ((filters, _, _), blocks) in enumerate(zip(self.stages, stages)):
+            for b, (kernel, expansion) in enumerate(blocks):
+                spec = BlockSpec("mbconv", shape, make_divisible(filters * width), kernel=kernel,
+                                 expansion=expansion, stride=stage_strides[s] if b == 0 else 1,
+                                 se_ratio=self.se_ratio)
+                specs.append(spec)
+                shape = spec.output_shape
+        head = make_divisible(self.head_channels * max(1.0, width)) if self.head_channels else 0
+        specs.append(BlockSpec("head", shape, head, num_classes=self.num_classes))
+        return specs

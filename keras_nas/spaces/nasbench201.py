@@ -200,6 +200,58 @@ class NASBench201Space(Space):
         """The uncompiled NAS-Bench-201 network of the cell `values`."""
         return super().build_values(self.decode(self.encode(values)))
 
+    def latency_blocks(self, values):
+        """The `BlockSpec`s of the network of the cell `values`, in order.
+
+        Follows `build_network` above: the stem, the residual reduction blocks, the head, and
+        inside every cell the edges that are computed (`keras_nas.layers.Cell` skips `none`
+        edges unless a node has nothing else) and reach the output node (the TFLite converter
+        removes the others too), plus one `add` block per node with more than one input. For
+        `keras_nas.hardware.LatencyPredictor`.
+        """
+        from keras_nas.hardware.predictor import BlockSpec
+        from keras_nas.spaces.base import downsampling_steps
+
+        self._check_configured()
+        ops = self.cell_ops(values)
+        h, w, c = self.input_shape
+        size = min(h, w)
+        specs = [BlockSpec("cell_stem", (h, w, c), self.channels)]
+        # 32, not `self.max_resolution`: the "cell_stem" block (`BlockSpec.build`) halves to
+        # 32 too, and its lookup-table key does not record the resolution.
+        for _ in range(downsampling_steps(size, 32)):
+            h, w, size = -(-h // 2), -(-w // 2), -(-size // 2)
+        edges = EDGES
+        active = []
+        for j in range(1, 4):
+            into = [k for k, (_, jj) in enumerate(edges) if jj == j]
+            live = [k for k in into if ops[k] != "none"]
+            active.extend(live if live else into[:1])
+        reaches = {3}
+        for j in (3, 2, 1):  # from the output node backwards
+            if j in reaches:
+                reaches.update(edges[k][0] for k in active if edges[k][1] == j)
+        for stage in range(3):
+            channels = self.channels * 2**stage
+            if stage > 0:
+                stride = 2 if size >= 2 else 1
+                specs.append(BlockSpec("resblock", (h, w, channels // 2), channels, stride=stride))
+                h, w, size = -(-h // stride), -(-w // stride), -(-size // stride)
+            for _ in range(self.cells_per_stage):
+                for j in range(1, 4):
+                    if j not in reaches:
+                        continue
+                    terms = [k for k in active if edges[k][1] == j]
+                    for k in terms:
+                        specs.append(BlockSpec("op", (h, w, channels), channels, op=ops[k]))
+                    if len(terms) > 1:
+                        specs.append(
+                            BlockSpec("add", (h, w, channels), channels, inputs=len(terms))
+                        )
+        specs.append(BlockSpec("cell_head", (h, w, self.channels * 4), 0,
+                               num_classes=self.num_classes))
+        return specs
+
 
 def _edge_options(channels):
     return {op: functools.partial(get_op, op, channels, 1) for op in NASBENCH201_OPS}
