@@ -166,3 +166,22 @@ def test_user_space_with_latency_blocks_is_predicted_from_its_blocks():
     assert predictor.predict("f8") == pytest.approx(3.0 - 0.25)
     model = specs[0].build()  # the blocks build as the predictor would measure them
     assert tuple(model.outputs[0].shape[1:]) == specs[0].output_shape
+
+
+def test_cell_blocks_follow_the_space_max_resolution():
+    # keras_nas.search sizes the cell space to max_resolution=16: 28x28 inputs run at 14.
+    from keras_nas.spaces import NASBench201Space
+
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    space = NASBench201Space(input_shape=(28, 28, 1), num_classes=10, channels=4,
+                             cells_per_stage=1, max_resolution=16)
+    blocks = space.latency_blocks(space.decode(arch))
+    model = space.build_architecture(arch)
+    assert blocks[1].input_shape[:2] == tuple(model.get_layer("stage_0_cell_0").input.shape[1:3])
+    assert blocks[1].input_shape[:2] == (14, 14)
+    stem = blocks[0].build()
+    assert tuple(stem.output.shape[1:3]) == (14, 14)
+    assert blocks[0].key.endswith("|r16")
+    plain = NASBench201Space(input_shape=(28, 28, 1), num_classes=10, channels=4,
+                             cells_per_stage=1)
+    assert "|r" not in plain.latency_blocks(plain.decode(arch))[0].key  # tables measured before

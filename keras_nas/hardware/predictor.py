@@ -33,6 +33,8 @@ class BlockSpec:
         filters: output channels (head: channels of its 1x1 conv, 0 for none).
         kernel, expansion, stride, se_ratio: the block's configuration.
         num_classes: classifier size (head only).
+        op, inputs: the op of an `"op"` block, the inputs of an `"add"` block.
+        max_resolution: the size a `"cell_stem"` halves its input to (the space's).
     """
 
     kind: str
@@ -45,13 +47,17 @@ class BlockSpec:
     num_classes: int = 0
     op: str = ""
     inputs: int = 1
+    max_resolution: int = 32
 
     @property
     def key(self):
         """A string that identifies the block in the lookup table."""
         h, w, c = self.input_shape
-        return (f"{self.kind}|{h}x{w}x{c}|f{self.filters}|k{self.kernel}|e{self.expansion}"
-                f"|s{self.stride}|se{self.se_ratio:g}|n{self.num_classes}|{self.op}|i{self.inputs}")
+        key = (f"{self.kind}|{h}x{w}x{c}|f{self.filters}|k{self.kernel}|e{self.expansion}"
+               f"|s{self.stride}|se{self.se_ratio:g}|n{self.num_classes}|{self.op}|i{self.inputs}")
+        if self.max_resolution != 32:  # keys of tables measured before this field stay valid
+            key += f"|r{self.max_resolution}"
+        return key
 
     @property
     def output_shape(self):
@@ -75,7 +81,8 @@ class BlockSpec:
                 x = keras.ops.add(x, t)
             return keras.Model(terms, x)
         if self.kind == "cell_stem":
-            x, _ = stem_downsampling(inputs, min(self.input_shape[:2]), self.filters)
+            x, _ = stem_downsampling(inputs, min(self.input_shape[:2]), self.filters,
+                                     self.max_resolution)
             x = keras.layers.Conv2D(self.filters, 3, padding="same", use_bias=False)(x)
             x = keras.layers.BatchNormalization()(x)
         elif self.kind == "resblock":

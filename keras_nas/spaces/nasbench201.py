@@ -216,10 +216,9 @@ class NASBench201Space(Space):
         ops = self.cell_ops(values)
         h, w, c = self.input_shape
         size = min(h, w)
-        specs = [BlockSpec("cell_stem", (h, w, c), self.channels)]
-        # 32, not `self.max_resolution`: the "cell_stem" block (`BlockSpec.build`) halves to
-        # 32 too, and its lookup-table key does not record the resolution.
-        for _ in range(downsampling_steps(size, 32)):
+        specs = [BlockSpec("cell_stem", (h, w, c), self.channels,
+                           max_resolution=self.max_resolution)]
+        for _ in range(downsampling_steps(size, self.max_resolution)):
             h, w, size = -(-h // 2), -(-w // 2), -(-size // 2)
         edges = EDGES
         active = []
