@@ -66,8 +66,13 @@ def strategy_names():
 
 
 def _space_config(space):
-    """A space's class and plain settings (channels, cells, ...), for comparing searches."""
+    """A space's class, the keras-nas space classes it derives from (`kinds`, the class
+    first) and its plain settings (channels, cells, ...), for comparing searches and for
+    reading the results without guessing the space from architecture strings."""
     config = {"class": type(space).__name__}
+    if isinstance(space, Space):
+        config["kinds"] = [c.__name__ for c in type(space).__mro__
+                           if isinstance(c, type) and issubclass(c, Space) and c is not Space]
     for name, value in sorted(vars(space).items()):
         if not name.startswith("_") and isinstance(value, (bool, int, float, str, tuple, list,
                                                             type(None))):

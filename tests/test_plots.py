@@ -539,3 +539,43 @@ def test_controller_cell_shapes_macro_and_figures_data(no_matplotlib):
     assert plots.macro_data({"blocks": BLOCKS})["stages"] == [0, 1, 2]
     assert list(plots.figures_data(DARTS)) == ["history", "pareto", "cell", "cell_shapes"]
     assert list(plots.figures_data(small_summary())) == ["history", "pareto"]
+
+
+def test_figures_follow_the_space_the_summary_records():
+    # A cell-looking string from a space that is not a cell space gets no cell figure, and a
+    # "w..." architecture of a MobileNet subclass gets the network layout: the recorded space
+    # decides, not the form of the string.
+    from keras_nas.results.plots.save import _blocks_in, _cell_in
+
+    cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    own = {"best_architecture": cell, "trials": [],
+           "settings": {"space_config": {"class": "MySpace", "kinds": ["MySpace"]}}}
+    assert _cell_in(own) is None
+    sub = {"best_architecture": cell, "trials": [],
+           "settings": {"space_config": {"class": "Mine", "kinds": ["Mine", "NASBench201Space"]}}}
+    assert _cell_in(sub) == cell
+    legacy = {"best_architecture": cell, "trials": []}  # written before the space was recorded
+    assert _cell_in(legacy) == cell
+    macro = {"best_architecture": "w1.0|k3e6|k5e3-k3e3|k3e6", "trials": [],
+             "settings": {"space_config": {"class": "M", "kinds": ["M", "MobileNetSpace"],
+                                           "stages": [[16, 1, 1], [24, 2, 2], [32, 2, 2]]}}}
+    assert [b["filters"] for b in _blocks_in(macro)] == [16, 24, 24, 32]
+    assert _cell_in(macro) is None
+    not_macro = dict(macro, settings={"space_config": {"class": "W", "kinds": ["W"]}})
+    assert _blocks_in(not_macro) is None
+
+
+def test_summary_records_the_space_classes(tmp_path):
+    import keras_nas
+    from keras_nas.results.summary import space_kinds_of
+    from keras_nas.spaces import NASBench201Space
+
+    class MySpace(NASBench201Space):
+        pass
+
+    search = keras_nas.Search(space=MySpace(channels=4, cells_per_stage=0), strategy="random",
+                              max_trials=1, epochs=1, directory=str(tmp_path), verbose=0)
+    x = np.random.default_rng(0).random((40, 8, 8, 1)).astype("float32")
+    y = np.arange(40) % 4
+    search.fit(x, y)
+    assert space_kinds_of(plots.load_summary(search.summary_path)) == ["MySpace", "NASBench201Space"]

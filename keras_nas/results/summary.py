@@ -56,6 +56,15 @@ def load_summary(results):
     return summary
 
 
+def space_kinds_of(summary):
+    """The class names of the space a summary's search ran on: its class, then the keras-nas
+    space classes it derives from (`settings.space_config`), e.g. `["MySpace",
+    "NASBench201Space"]`; None for summaries that do not record them."""
+    config = (summary.get("settings") or {}).get("space_config") or {}
+    kinds = config.get("kinds") or ([config["class"]] if config.get("class") else None)
+    return [str(k) for k in kinds] if kinds else None
+
+
 def objective_of(summary):
     """`(name, direction)` of the search objective, default `("val_accuracy", "max")`."""
     obj = summary.get("objective") or {}

@@ -10,7 +10,7 @@ from keras_nas.results.plots.controller import plot_controller
 from keras_nas.results.plots.history import plot_history
 from keras_nas.results.plots.macro import macro_blocks, plot_macro
 from keras_nas.results.plots.pareto import plot_pareto
-from keras_nas.results.summary import load_summary
+from keras_nas.results.summary import load_summary, space_kinds_of
 
 
 def _blocks_in(summary):
@@ -21,17 +21,26 @@ def _blocks_in(summary):
     if isinstance(best, dict) and isinstance(best.get("blocks"), list) and best["blocks"]:
         return best["blocks"]
     arch = summary.get("best_architecture")
-    if isinstance(arch, str) and arch.startswith("w"):
+    kinds = space_kinds_of(summary)
+    # The recorded space decides; only summaries that do not record it are read by the form.
+    macro = "MobileNetSpace" in kinds if kinds else str(arch).startswith("w")
+    if isinstance(arch, str) and macro:
         try:
-            return macro_blocks(arch, summary.get("stages"))
+            config = (summary.get("settings") or {}).get("space_config") or {}
+            return macro_blocks(arch, summary.get("stages") or config.get("stages"))
         except (ValueError, TypeError, ImportError):
             return None
     return None
 
 
+#: The spaces whose architectures are cells `analysis.to_cell_graph` draws.
+CELL_SPACES = ("NASBench201Space", "DartsSpace")
+
+
 def _cell_in(summary):
     arch = summary.get("best_architecture")
-    if not arch:
+    kinds = space_kinds_of(summary)
+    if not arch or (kinds and not set(kinds) & set(CELL_SPACES)):
         return None
     try:
         analysis.to_cell_graph(arch)
