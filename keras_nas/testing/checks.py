@@ -315,6 +315,29 @@ def _check_input_shape(input_shape):
     return tuple(check_int(d, "input_shape", minimum=1) for d in input_shape)
 
 
+def _check_arguments(space, samples, seed):
+    """`(samples, seed)` checked, with `space` a `Space`, or a clear error."""
+    if not isinstance(space, Space):
+        raise TypeError(
+            f"`space` must be a keras_nas.spaces.Space instance, got {type(space).__name__}."
+        )
+    return check_int(samples, "samples", minimum=1), check_int(seed, "seed")
+
+
+@contextlib.contextmanager
+def configured_for_check(space, input_shape, num_classes):
+    """`space` configured with `input_shape` and `num_classes` inside the block, and given
+    back the values it had afterwards (a space configured for others raises `ValueError`)."""
+    input_shape = _check_input_shape(input_shape)
+    num_classes = check_int(num_classes, "num_classes", minimum=2)
+    saved = space.input_shape, space.num_classes
+    space.configure(input_shape=input_shape, num_classes=num_classes)
+    try:
+        yield space
+    finally:
+        space.input_shape, space.num_classes = saved  # as the caller left it
+
+
 def _check_architectures(space, samples, seed):
     """Rules 1-4 on up to `samples` distinct random architectures of a configured space."""
     rng = random.Random(seed)
@@ -389,22 +412,10 @@ def check_space(space, input_shape=(8, 8, 1), num_classes=3, samples=3, seed=0):
     report["architectures"]   # the two architecture strings that passed
     ```
     """
-    if not isinstance(space, Space):
-        raise TypeError(
-            f"`space` must be a keras_nas.spaces.Space instance, got {type(space).__name__}."
-        )
-    input_shape = _check_input_shape(input_shape)
-    num_classes = check_int(num_classes, "num_classes", minimum=2)
-    samples = check_int(samples, "samples", minimum=1)
-    seed = check_int(seed, "seed")
-
-    saved = space.input_shape, space.num_classes
-    space.configure(input_shape=input_shape, num_classes=num_classes)
-    try:
+    samples, seed = _check_arguments(space, samples, seed)
+    with configured_for_check(space, input_shape, num_classes):
         archs, params, kinds, decisions = _check_architectures(space, samples, seed)
         config = _check_config(space, archs)
-    finally:
-        space.input_shape, space.num_classes = saved  # as the caller left it
     return {
         "space": _label(space),
         "decisions": decisions,

@@ -9,10 +9,8 @@ space, the path and the rule.
 import keras
 import numpy as np
 
-from keras_nas.spaces.base import Space
 from keras_nas.spaces.choices import decision_options
-from keras_nas.testing.checks import _check_input_shape, _describe, _label
-from keras_nas.validation import check_int
+from keras_nas.testing.checks import _check_arguments, _describe, _label, configured_for_check
 
 SUPERNET_RULES = {
     "decisions": "the supernet has one decision per declared decision of two or more options, "
@@ -102,17 +100,8 @@ def check_supernet(space, input_shape=(8, 8, 1), num_classes=3, samples=3, seed=
     """
     from keras_nas.oneshot.supernet import build_supernet
 
-    if not isinstance(space, Space):
-        raise TypeError(
-            f"`space` must be a keras_nas.spaces.Space instance, got {type(space).__name__}."
-        )
-    input_shape = _check_input_shape(input_shape)
-    num_classes = check_int(num_classes, "num_classes", minimum=2)
-    samples = check_int(samples, "samples", minimum=1)
-    seed = check_int(seed, "seed")
-    saved = space.input_shape, space.num_classes
-    space.configure(input_shape=input_shape, num_classes=num_classes)
-    try:
+    samples, seed = _check_arguments(space, samples, seed)
+    with configured_for_check(space, input_shape, num_classes):
         net = build_supernet(space, seed=seed)
         declared = [(n, list(o)) for n, o in decision_options(space) if len(o) > 1]
         if [(n, list(o)) for n, o in net.decisions] != declared:
@@ -122,17 +111,15 @@ def check_supernet(space, input_shape=(8, 8, 1), num_classes=3, samples=3, seed=
         if any(id(v) in trainable for v in net.arch_variables):
             _fail(space, "arch_weights", None, "an `alpha` is in `trainable_weights`")
         rng = np.random.default_rng(seed)
-        x = rng.normal(size=(_BATCH,) + input_shape).astype("float32")
+        x = rng.normal(size=(_BATCH,) + tuple(space.input_shape)).astype("float32")
         relaxed = keras.ops.convert_to_numpy(net(x))
-        if relaxed.shape != (_BATCH, num_classes) or not np.all(np.isfinite(relaxed)):
+        if relaxed.shape != (_BATCH, space.num_classes) or not np.all(np.isfinite(relaxed)):
             _fail(space, "relaxed", None, f"output of shape {relaxed.shape}, "
                   f"finite: {bool(np.all(np.isfinite(relaxed)))}")
         for _ in range(2):  # batch-norm statistics away from their initial values
             net(x, training=True, path=net.random_path(rng))
         archs = [_check_subnet(space, net, path, x) for path in _paths(net, samples, rng)]
         params = int(net.count_params())
-    finally:
-        space.input_shape, space.num_classes = saved
     return {
         "space": _label(space),
         "supernet": type(net).__name__,
