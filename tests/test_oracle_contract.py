@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 from keras_nas.oracles import EvolutionOracle
+from keras_nas.oracles import LocalSearchOracle
 from keras_nas.oracles import ReinforceOracle
 from keras_nas.oracles.decisions import decision_options
 
 ORACLES = {
     "evolution": lambda **kw: EvolutionOracle(population_size=4, sample_size=2, **kw),
     "reinforce": lambda **kw: ReinforceOracle(units=8, **kw),
+    "local": lambda **kw: LocalSearchOracle(initial_samples=3, **kw),
 }
 
 

@@ -46,12 +46,15 @@ STRATEGY_OPTIONS = {
     "num_initial_points": int,
     "alpha": float,
     "beta": float,
+    "initial_samples": int,
+    "full_neighbourhood": "bool",
 }
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--strategy", required=True, help="random, bayesian, reinforce, evolution")
+    parser.add_argument("--strategy", required=True,
+                        help="random, bayesian, reinforce, evolution, local")
     parser.add_argument("--queries", type=int, default=100, help="trials per seed")
     parser.add_argument("--seeds", type=int, default=100, help="number of seeds")
     parser.add_argument("--first-seed", type=int, default=0,
@@ -65,6 +68,8 @@ def parse_args(argv=None):
     for name, kind in STRATEGY_OPTIONS.items():
         if kind == "float_or_none":
             kind = _float_or_none
+        elif kind == "bool":
+            kind = _bool
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
                             help=f"strategy option `{name}`" + (" ('none': off)" if
                                                                   kind is _float_or_none else ""))
@@ -76,6 +81,12 @@ def parse_args(argv=None):
 
 class _Off:
     """The value of an option given as 'none' on the command line (passed on as None)."""
+
+
+def _bool(text):
+    if text.lower() not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() in ("true", "1")
 
 
 def _float_or_none(text):

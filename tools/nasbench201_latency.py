@@ -31,7 +31,7 @@ sys.path.insert(0, REPO)
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--strategy", default="random", help="random, reinforce, evolution, bayesian")
+    parser.add_argument("--strategy", default="random", help="random, reinforce, evolution, local, bayesian")
     parser.add_argument("--objective", default="mnasnet_hard",
                         help="reward the oracle maximizes: hard, mnasnet, mnasnet_hard, tunas")
     parser.add_argument("--target-ms", type=float, default=8.0, help="latency target T (ms)")

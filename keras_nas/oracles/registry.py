@@ -44,12 +44,22 @@ def _evolution(objective, max_trials, epochs, seed, **kwargs):
     return EvolutionOracle(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
 
 
+def _local(objective, max_trials, epochs, seed, **kwargs):
+    from keras_nas.oracles.local_search import LocalSearchOracle
+
+    # 10 random trials measured best at 50 and 100 queries on NAS-Bench-201; a small budget
+    # keeps at least four fifths of its trials for the local search.
+    kwargs.setdefault("initial_samples", max(2, min(10, int(max_trials or 100) // 5)))
+    return LocalSearchOracle(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+
+
 STRATEGIES = {
     "random": _random,
     "bayesian": _bayesian,
     "hyperband": _hyperband,
     "reinforce": _reinforce,
     "evolution": _evolution,
+    "local": _local,
 }
 
 

@@ -1,0 +1,219 @@
+"""Local search as a KerasTuner oracle (White, Nolen, Savani et al. 2021)."""
+
+from keras_tuner.engine import trial as trial_module
+
+from keras_nas.oracles.base import NASOracle
+from keras_nas.oracles.decisions import decision_options
+from keras_nas.oracles.decisions import is_active
+from keras_nas.oracles.decisions import option_index
+from keras_nas.oracles.decisions import untried_values
+
+_COMPLETED = trial_module.TrialStatus.COMPLETED
+_RUNNING = trial_module.TrialStatus.RUNNING
+
+
+class LocalSearchOracle(NASOracle):
+    """Local search: the untried neighbours of the best architecture found so far.
+
+    The first `initial_samples` trials are random. After that, each new trial is a neighbour
+    of the *centre*: the completed trial with the best reward (the objective, negated when it
+    is minimized, or `reward_fn(trial)`) whose neighbourhood is not exhausted yet. A neighbour
+    differs from the centre in exactly one decision (a `Choice`, `Boolean`, or a binned
+    `Int` / `Float`, see `keras_nas.oracles.decisions`); conditional hyperparameters that the
+    change switches on take each of their options in turn (in random order), those it
+    switches off are dropped. Neighbours are proposed in random order, and as soon as one
+    beats the centre it becomes the centre (first improvement). A centre whose neighbours
+    were all tried (by any trial, failed ones included) without improvement is a local
+    optimum: the search moves on to the next best architecture whose neighbourhood is not
+    exhausted, and to a random untried architecture when there is none. With
+    `full_neighbourhood=True` a centre's whole neighbourhood is tried before the search moves
+    (best improvement). Values are never proposed twice: the search stops (`STOPPED`) once a
+    finite space is exhausted. Only completed trials with a finite reward can be centres.
+
+    Args:
+        objective: as for `keras_tuner.Oracle`; its direction is respected.
+        max_trials: the most trials to run.
+        initial_samples: random trials before the local search starts (at least 1).
+        full_neighbourhood: finish a centre's neighbourhood before moving to a better one.
+        seed: random seed.
+        hyperparameters: optional `keras_tuner.HyperParameters` declaring the space up front.
+        num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
+        reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
+        allow_new_entries, tune_new_entries, max_retries_per_trial,
+        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+
+    Example:
+
+    ```python
+    model = keras_nas.search(x, y, strategy="local", max_trials=50)   # by name, or:
+    oracle = LocalSearchOracle(objective="val_accuracy", max_trials=100,
+                               initial_samples=10, seed=0)
+    tuner = NASTuner(oracle, keras_nas.spaces.NASBench201Space())  # keras_nas.tuning.tuner
+    ```
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        max_trials=10,
+        initial_samples=10,
+        full_neighbourhood=False,
+        seed=None,
+        hyperparameters=None,
+        num_bins=10,
+        reward_fn=None,
+        allow_new_entries=True,
+        tune_new_entries=True,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=3,
+    ):
+        super().__init__(
+            objective=objective, max_trials=max_trials, seed=seed,
+            hyperparameters=hyperparameters, num_bins=num_bins, reward_fn=reward_fn,
+            allow_new_entries=allow_new_entries, tune_new_entries=tune_new_entries,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        if isinstance(initial_samples, bool) or not isinstance(initial_samples, int) or (
+                initial_samples < 1):
+            raise ValueError(
+                f"`initial_samples` must be a positive integer, got {initial_samples!r}."
+            )
+        if not isinstance(full_neighbourhood, bool):
+            raise TypeError(
+                f"`full_neighbourhood` must be a bool, got {full_neighbourhood!r}."
+            )
+        self.initial_samples = initial_samples
+        self.full_neighbourhood = full_neighbourhood
+
+        self._rewards = {}  # trial id -> reward of every completed trial with a finite one
+        self._exhausted = {}  # trial id -> size of the space when its neighbours ran out
+        self._origin = {}  # trial id -> centre it neighbours, or None for a random trial
+        self._centre = None  # the last centre (kept by `full_neighbourhood`)
+
+    # -- proposals -----------------------------------------------------------------------
+    def populate_space(self, trial_id):
+        random_started = sum(1 for centre in self._origin.values() if centre is None)
+        if self._rewards and random_started >= self.initial_samples:
+            for centre in self._centres():
+                values = self._untried_neighbour(self.trials[centre].hyperparameters.values)
+                if values is not None:
+                    self._centre = centre
+                    self._origin[trial_id] = centre
+                    return {"status": _RUNNING, "values": values}
+                self._exhausted[centre] = len(self.hyperparameters.space)
+        values = self._random_values()  # KerasTuner's: None after repeated collisions
+        if values is None:
+            best = self._ranked(self._rewards)[:1]
+            near = self.trials[best[0]].hyperparameters.values if best else None
+            values = untried_values(
+                self.hyperparameters, self.num_bins, self._rng, self._new, near=near
+            )
+        if values is None:
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        self._origin[trial_id] = None
+        return {"status": _RUNNING, "values": values}
+
+    def _ranked(self, trial_ids):
+        """`trial_ids` by reward, best first; ties: the trial learned first."""
+        return sorted(trial_ids, key=lambda tid: -self._rewards[tid])  # stable: join order
+
+    def _centres(self):
+        """Trial ids whose neighbourhood may have untried values, best first."""
+        size = len(self.hyperparameters.space)
+        open_ = self._ranked(tid for tid in self._rewards if self._exhausted.get(tid) != size)
+        if self.full_neighbourhood and self._centre in open_:
+            open_.remove(self._centre)
+            open_.insert(0, self._centre)
+        return open_
+
+    def neighbours(self, values):
+        """The moves away from `values`: `(hp, new option)` for each active decision."""
+        moves = []
+        for hp, options in self.decisions():
+            if hp.name not in values or not is_active(hp, values):
+                continue
+            current = option_index(options, values[hp.name], hp)
+            moves.extend((hp, options[i]) for i in range(len(options)) if i != current)
+        return moves
+
+    def _untried_neighbour(self, values):
+        """A random neighbour of `values` not tried yet, or None when all were tried."""
+        moves = self.neighbours(values)
+        for k in self._rng.permutation(len(moves)):
+            hp, option = moves[int(k)]
+            child = dict(values)
+            child[hp.name] = option
+            found = self._complete_untried(child)
+            if found is not None:
+                return found
+        return None
+
+    def _complete_untried(self, values):
+        """`values` with the decisions it switches on filled in, untried; None if none is.
+
+        Every combination of the newly active decisions is visited (in random order), so a
+        move is exhausted only when all of its completions were tried.
+        """
+        space = list(self.hyperparameters.space)
+
+        def walk(i, out):
+            while i < len(space) and not is_active(space[i], out):
+                i += 1  # switched off (or never on): dropped
+            if i == len(space):
+                return dict(out) if self._new(out) else None
+            hp = space[i]
+            if hp.name in values:  # kept as it is
+                out[hp.name] = values[hp.name]
+                found = walk(i + 1, out)
+                del out[hp.name]
+                return found
+            options = decision_options(hp, self.num_bins) or [hp.default]
+            for k in self._rng.permutation(len(options)):
+                out[hp.name] = options[int(k)]
+                found = walk(i + 1, out)
+                if found is not None:
+                    return found
+            del out[hp.name]
+            return None
+
+        return walk(0, {})
+
+    def _new(self, values):
+        return not self._duplicate(values)
+
+    # -- results -------------------------------------------------------------------------
+    def learn(self, trial):
+        self._join(trial)
+
+    def _join(self, trial):
+        tid = trial.trial_id
+        if trial.status != _COMPLETED or tid in self._rewards:
+            return False
+        reward = self.reward(trial)
+        if reward is None:
+            return False
+        self._rewards[tid] = reward
+        return True
+
+    def get_state(self):
+        state = super().get_state()
+        state["local_search"] = {
+            "rewards": {k: float(v) for k, v in self._rewards.items()},
+            "exhausted": dict(self._exhausted),
+            "origin": dict(self._origin),
+            "centre": self._centre,
+        }
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        s = state["local_search"]
+        self._rewards = dict(s["rewards"])
+        self._exhausted = {k: int(v) for k, v in s["exhausted"].items()}
+        self._origin = dict(s["origin"])
+        self._centre = s["centre"]
+        # Trials completed after the last save are learned now (once).
+        for tid in self.end_order:
+            if tid in self.trials:
+                self._join(self.trials[tid])
