@@ -225,5 +225,5 @@ def test_registered_by_name():
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])
 def test_initial_samples_is_checked(bad):
-    with pytest.raises(ValueError, match="initial_samples"):
+    with pytest.raises((TypeError, ValueError), match="initial_samples"):
         LocalSearchOracle(objective=MAX, initial_samples=bad)

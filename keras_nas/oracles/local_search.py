@@ -2,6 +2,7 @@
 
 from keras_tuner.engine import trial as trial_module
 
+from keras_nas import validation
 from keras_nas.oracles.base import NASOracle
 from keras_nas.oracles.decisions import decision_options
 from keras_nas.oracles.decisions import is_active
@@ -74,15 +75,9 @@ class LocalSearchOracle(NASOracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        if isinstance(initial_samples, bool) or not isinstance(initial_samples, int) or (
-                initial_samples < 1):
-            raise ValueError(
-                f"`initial_samples` must be a positive integer, got {initial_samples!r}."
-            )
-        if not isinstance(full_neighbourhood, bool):
-            raise TypeError(
-                f"`full_neighbourhood` must be a bool, got {full_neighbourhood!r}."
-            )
+        initial_samples = validation.check_int(initial_samples, "initial_samples", minimum=1)
+        full_neighbourhood = validation.check_choice(full_neighbourhood, "full_neighbourhood",
+                                                     (True, False))
         self.initial_samples = initial_samples
         self.full_neighbourhood = full_neighbourhood
 
