@@ -6,31 +6,7 @@ import pytest
 
 from keras_nas.oracles import EvolutionOracle
 from keras_nas.oracles import make_oracle
-
-
-def toy_space(n=5, k=4):
-    hp = keras_tuner.HyperParameters()
-    for i in range(n):
-        hp.Choice(f"d{i}", [f"op{j}" for j in range(k)])
-    return hp
-
-
-def matches(values):
-    return sum(values.get(f"d{i}") == "op2" for i in range(5)) / 5
-
-
-def run(oracle, reward, n):
-    out = []
-    for _ in range(n):
-        trial = oracle.create_trial("t0")
-        if trial.status != "RUNNING":
-            break
-        values = dict(trial.hyperparameters.values)
-        oracle.update_trial(trial.trial_id, {"score": reward(values)})
-        trial.status = "COMPLETED"
-        oracle.end_trial(trial)
-        out.append((trial.trial_id, values))
-    return out
+from tests.oracle_driver import matches, run, toy_space
 
 
 def new_oracle(tmp_path, name="p", **kwargs):
