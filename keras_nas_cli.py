@@ -27,6 +27,9 @@ ONESHOT_STRATEGY_NAMES = ("darts", "spos", "enas")
 LATENCY_OBJECTIVES = ("mnasnet", "mnasnet_hard", "hard", "tunas")
 QUANTIZATIONS = ("float16", "dynamic", "int8")
 FINAL_MODELS = ("retrain", "checkpoint")
+#: `search --max-time` when neither it nor `--max-trials` is given: the main job on the
+#: embedded digits finishes, export and figures included, in under two minutes.
+DEFAULT_MAX_TIME_S = 100.0
 
 #: API argument -> flag, to say the flag in messages that come from the library.
 FLAGS = {
@@ -104,7 +107,7 @@ def build_parser():
                    metavar="STRATEGY",
                    help=f"{', '.join(STRATEGY_NAMES)} (default: bayesian)")
     s.add_argument("--max-trials", type=_positive_int, default=None,
-                   help="architectures trained (default: 10, or as many as --max-time allows); "
+                   help="architectures trained (default: as many as --max-time allows); "
                         "one-shot strategies (darts, spos, enas): the found candidates "
                         "trained stand-alone")
     s.add_argument("--epochs", type=_positive_int, default=5,
@@ -115,7 +118,8 @@ def build_parser():
                         "summary.json)")
     s.add_argument("--max-time", type=_positive_float, default=None,
                    help="wall-clock budget in seconds for the whole command: the search, the "
-                        "final model, its TFLite export and the figures")
+                        "final model, its TFLite export and the figures (default: "
+                        f"{DEFAULT_MAX_TIME_S:.0f} when --max-trials is not given, else none)")
     s.add_argument("--channels", type=_positive_int, default=None,
                    help="width of the cell spaces' first stage (small for quick runs)")
     s.add_argument("--cells", type=_non_negative_int, default=None,
@@ -216,6 +220,8 @@ def main(argv=None):
     except SystemExit as exit_:  # --help (0) or a bad argument (2, already said)
         return exit_.code
     args.started = started
+    if args.command == "search" and args.max_time is None and args.max_trials is None:
+        args.max_time = DEFAULT_MAX_TIME_S
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
         with native_logs_hidden(show=args.tf_logs):

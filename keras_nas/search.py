@@ -15,7 +15,8 @@ from keras_nas.spaces import Space, get_space
 from keras_nas.spaces.sizing import sized_space_kwargs
 from keras_nas.tuning import records
 from keras_nas.tuning.budget import TimeBudget
-from keras_nas.tuning.final_model import check_policy, estimate_seconds, make_final_model
+from keras_nas.tuning.final_model import (
+    check_augmentation, check_policy, estimate_seconds, make_final_model)
 from keras_nas.tuning.progress import ProgressPrinter
 from keras_nas.tuning.pruning import SuccessiveHalving
 from keras_nas.tuning.schedules import CosineLearningRate
@@ -137,6 +138,10 @@ class Search:
         final_epochs: epochs of the retraining (default: 4 x `epochs`); with `max_time`, as
             many of them as fit in what is left (at least the best trial's best epoch count,
             else the checkpoint is returned).
+        final_augmentation: `"shift"` (the default): the retraining shows each image shifted
+            by a random number of pixels, up to 10% of its side, each epoch (images given as
+            arrays; `keras_nas.tuning.augmentation`); None: the images as they are. Trials
+            always see the images as they are.
         max_time: optional wall-clock budget in seconds for the whole call: trials, the
             final model and saving it. Time for the final model is kept back from what the
             trials measured; no trial starts when too little is left, and a running trial
@@ -188,8 +193,8 @@ class Search:
     def __init__(self, space="cell", strategy="bayesian", *, max_trials=None, epochs=5,
                  batch_size=32, objective="val_accuracy", seed=None,
                  directory="keras_nas_results", project_name="search", overwrite=False,
-                 final_model="retrain", final_epochs=None, max_time=None,
-                 successive_halving=True, learning_rate_schedule="cosine",
+                 final_model="retrain", final_epochs=None, final_augmentation="shift",
+                 max_time=None, successive_halving=True, learning_rate_schedule="cosine",
                  time_after_search=0.0, started=None,
                  max_consecutive_failed_trials=3, max_retries_per_trial=0, verbose=1,
                  space_kwargs=None, strategy_kwargs=None, on_trial_end=None,
@@ -201,6 +206,7 @@ class Search:
         self.epochs = validation.check_int(epochs, "epochs", minimum=1)
         self.batch_size = validation.check_int(batch_size, "batch_size", minimum=1)
         self.final_model = check_policy(final_model)
+        self.final_augmentation = check_augmentation(final_augmentation)
         self.final_epochs = (FINAL_EPOCHS_FACTOR * self.epochs if final_epochs is None
                              else validation.check_int(final_epochs, "final_epochs", minimum=1))
         self.successive_halving = bool(successive_halving)
@@ -539,7 +545,7 @@ class Search:
             model, info = make_final_model(
                 self.final_model, self.tuner, best, record, self.data, self.batch_size,
                 time_left=time_left, seed=self.seed, epochs=epochs,
-                verbose=1 if self.verbose >= 2 else 0)
+                augmentation=self.final_augmentation, verbose=1 if self.verbose >= 2 else 0)
         self.best_model = model
         model.save(self.best_model_path)
         info["architecture"] = record["architecture"]

@@ -41,6 +41,7 @@ def test_the_final_model_is_what_the_summary_says_it_is(digits, tmp_path):
     info = json.loads(open(s.summary_path).read())["final_model"]
     assert info["policy"] == "retrain" and info["trained_on"] == "train+validation"
     assert info["epochs"] == 2 and info["validation_accuracy"] is None
+    assert info["augmentation"] == {"kind": "shift", "max_shift": 1}  # the default, 8x8 images
     assert info["checked_on"] is None and info["architecture"] == s.best_architecture
     # Two epochs over train + validation: the optimizer ran 2 * ceil(400 / 32) steps.
     assert int(s.best_model.optimizer.iterations.numpy()) == 2 * int(np.ceil(400 / 32))
@@ -48,6 +49,7 @@ def test_the_final_model_is_what_the_summary_says_it_is(digits, tmp_path):
                             directory=tmp_path, project_name="kept", final_model="checkpoint",
                             space_kwargs=TINY, verbose=0).fit(x, y, validation_data=val)
     info = kept.summary["final_model"]
+    assert info["augmentation"] is None  # the trial's own weights: trained on the images as they are
     val_acc = kept.best_model.evaluate(*val, verbose=0)[1]
     assert info["policy"] == "checkpoint" and info["checked_on"] == "validation"
     assert val_acc == pytest.approx(info["validation_accuracy"], abs=1e-6)
@@ -152,6 +154,7 @@ def test_every_space_by_name_runs_a_trial(digits, tmp_path):
     (dict(seed=-3), "`seed`"),
     (dict(final_model="best"), "`final_model` must be one of"),
     (dict(final_epochs=0), "`final_epochs` must be a positive integer"),
+    (dict(final_augmentation="flip"), "`final_augmentation` must be one of"),
     (dict(learning_rate_schedule="step"), "`learning_rate_schedule` must be one of"),
     (dict(time_after_search=-1), "`time_after_search`"),
 ])

@@ -5,7 +5,9 @@
 - `"retrain"`: the best trial's architecture (and training settings) trained anew on the
   training and validation data together, for `epochs` (`keras_nas.Search`: 4 x a trial's; by
   default here, the epochs the best trial needed to reach its best epoch). It sees more
-  examples and trains longer than any trial, but nothing is left to check it on.
+  examples and trains longer than any trial, but nothing is left to check it on. With
+  `augmentation="shift"` (the default of `keras_nas.Search`) each epoch shows the images
+  randomly shifted by up to 10% of their side (`keras_nas.tuning.augmentation`).
 
 Either is fitted into what is left of the time budget: `estimate_seconds` says what a policy
 will take from the trials' own measurements (seconds per epoch, tracing), so the search can
@@ -26,11 +28,15 @@ import time
 import keras
 
 from keras_nas import validation
+from keras_nas.tuning.augmentation import ShiftedImages, default_shift
 from keras_nas.tuning.budget import StopAtDeadline
 from keras_nas.tuning.training_state import BuildTrainingState
 
 POLICIES = ("checkpoint", "retrain")
 """The final-model policies `keras_nas.Search(final_model=...)` accepts."""
+
+AUGMENTATIONS = ("shift", None)
+"""What a retraining may show instead of the images as they are (`final_augmentation`)."""
 
 #: Seconds to build, restore and save a model, beyond its training (measured: 0.5-2 s).
 _FIXED_S = 3.0
@@ -39,6 +45,12 @@ _FIXED_S = 3.0
 def check_policy(policy):
     """`policy` if it is one of `POLICIES`; a ValueError naming `final_model` otherwise."""
     return validation.check_choice(policy, "final_model", POLICIES)
+
+
+def check_augmentation(augmentation):
+    """`augmentation` if it is one of `AUGMENTATIONS`; a ValueError naming
+    `final_augmentation` otherwise."""
+    return validation.check_choice(augmentation, "final_augmentation", AUGMENTATIONS)
 
 
 def final_epochs(record, epochs=None):
@@ -92,7 +104,7 @@ def affordable_epochs(record, n_train, n_validation, seconds):
 
 
 def make_final_model(policy, tuner, trial, record, data, batch_size, time_left=math.inf,
-                     seed=None, epochs=None, verbose=0):
+                     seed=None, epochs=None, augmentation=None, verbose=0):
     """The model `policy` returns for `trial`, and the record of how it was made.
 
     Args:
@@ -107,16 +119,20 @@ def make_final_model(policy, tuner, trial, record, data, batch_size, time_left=m
             late is stopped at the end of this time.
         seed: seeds the retraining's initial weights.
         epochs: epochs of a retraining (default: the best trial's, see `final_epochs`).
+        augmentation: `"shift"`: a retraining on images (arrays, not a `tf.data.Dataset`)
+            sees them randomly shifted each epoch (`ShiftedImages`); None: as they are.
         verbose: Keras' `fit` verbosity.
 
     Returns:
         `(model, info)`: a compiled `keras.Model` and a dict with `policy`, `trial_id`,
         `trained_on`, `epochs`, `seconds`, `validation_accuracy` (None when the model has
-        seen the validation data), `checked_on` and, if it fell back, `fallback`.
+        seen the validation data), `checked_on`, `augmentation` (what a retraining showed,
+        e.g. `{"kind": "shift", "max_shift": 3}`, or None) and, if it fell back, `fallback`.
     """
     check_policy(policy)
+    check_augmentation(augmentation)
     started = time.time()
-    info = {"policy": policy, "trial_id": trial.trial_id}
+    info = {"policy": policy, "trial_id": trial.trial_id, "augmentation": None}
     n_train, n_val = data.sizes()
     count = final_epochs(record, epochs)
     if policy == "retrain" and math.isfinite(time_left):
@@ -141,11 +157,19 @@ def make_final_model(policy, tuner, trial, record, data, batch_size, time_left=m
             keras.utils.set_random_seed(seed)
         model = tuner.hypermodel.build(trial.hyperparameters)
         joined = data.train_and_validation()
-        fit_data = (joined,) if data.is_dataset else tuple(joined)
+        fit_data = state_data = (joined,) if data.is_dataset else tuple(joined)
+        shift = 0 if data.is_dataset or augmentation != "shift" else default_shift(
+            joined[0].shape)
+        fit_kwargs = dict(shuffle=not data.is_dataset,
+                          batch_size=None if data.is_dataset else batch_size)
+        if shift:
+            fit_data = (ShiftedImages(*joined, batch_size=batch_size, max_shift=shift,
+                                      seed=seed),)
+            fit_kwargs = {}
+            info["augmentation"] = {"kind": "shift", "max_shift": shift}
         stop = StopAtDeadline(lambda: started + time_left)
-        model.fit(*fit_data, epochs=count, shuffle=not data.is_dataset,
-                  batch_size=None if data.is_dataset else batch_size, verbose=verbose,
-                  callbacks=[BuildTrainingState(*fit_data), *tuner.training_callbacks(count),
+        model.fit(*fit_data, epochs=count, verbose=verbose, **fit_kwargs,
+                  callbacks=[BuildTrainingState(*state_data), *tuner.training_callbacks(count),
                              stop])
         info.update(trained_on="train+validation", epochs=count, checked_on=None,
                     validation_accuracy=None, stopped_by_time=stop.stopped_early)
