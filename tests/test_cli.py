@@ -77,6 +77,18 @@ def test_bad_arguments_are_one_line_naming_the_flag_with_exit_status_2(argv, mes
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("argv, max_time", [
+    ([], keras_nas_cli.DEFAULT_MAX_TIME_S),        # the main job: a time budget
+    (["--max-time", "30"], 30.0),
+    (["--max-trials", "3"], None),                # a trial count alone: no time limit
+])
+def test_search_without_max_trials_gets_the_default_time_budget(argv, max_time, monkeypatch):
+    seen = []
+    monkeypatch.setitem(cli.COMMANDS, "search", lambda args: seen.append(args) or 0)
+    assert cli.main(["search", *argv]) == 0
+    assert seen[0].max_time == max_time
+
+
 def test_help_and_argument_errors_do_not_import_tensorflow():
     # The console script's module parses first; TensorFlow is imported only to do the work.
     probe = ("import sys, keras_nas_cli; code = keras_nas_cli.main(sys.argv[1:]); "
