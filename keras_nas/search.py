@@ -536,8 +536,13 @@ class Search:
                 "see summary.json for each trial's error."
             )
         best = best[0]
-        self.best_hyperparameters = best.hyperparameters
         record = self._record_of(best)
+        if record.get("skipped"):  # even the best candidate was over a hard latency target
+            raise RuntimeError(
+                f"No candidate met the latency target of {self.reward.target:g} ms: every trial "
+                f"was over it and none was trained (the best: {record['skipped']}); "
+                f"see {self.summary_path}.")
+        self.best_hyperparameters = best.hyperparameters
         self.budget.reserve("final_model", 0.0)
         time_left = self.budget.left() - self.budget.reserved() - _SAVE_S
         epochs = best.hyperparameters.values.get("tuner/epochs", self.final_epochs)

@@ -119,3 +119,14 @@ def test_pareto_front_skips_incomplete_and_sorts():
     front2 = O.pareto_front(trials, {"latency_ms": "min", "params": "min"})
     assert [t["trial_id"] for t in front2] == ["4"]
     assert math.isclose(O.metric_value(trials[0], "params"), 10)
+
+
+def test_only_the_hard_constraint_scores_an_infeasible_trial_without_its_accuracy():
+    from keras_nas.results.objectives import HardConstraint, MnasNetReward, TuNASReward
+
+    over, within = {"latency_ms": 6.0}, {"latency_ms": 4.0}
+    assert HardConstraint(5.0).infeasible_score(over) == pytest.approx(-1.2)
+    assert HardConstraint(5.0).infeasible_score(within) is None
+    assert HardConstraint(5.0).infeasible_score({}) is None
+    for soft in (MnasNetReward(5.0), MnasNetReward(5.0, hard=True), TuNASReward(5.0)):
+        assert soft.infeasible_score(over) is None  # their score weighs the accuracy too

@@ -188,6 +188,44 @@ def test_latency_target_measures_every_trial_and_scores_the_reward(digits, tmp_p
     assert front and all(t["status"] == "COMPLETED" for t in front)
 
 
+class ConvCountLatency:
+    """A stand-in latency predictor: 1 ms per 3x3 convolution in the cell, 0.5 ms base."""
+
+    def missing(self, architectures):
+        return []
+
+    def predict(self, architecture):
+        return 0.5 + architecture.count("nor_conv_3x3")
+
+
+@pytest.mark.slow
+def test_a_hard_latency_target_skips_candidates_over_it_without_training(digits, tmp_path):
+    (x, y), val, _ = digits
+    s = keras_nas.Search(space="cell", strategy="random", max_trials=5, epochs=1, seed=0,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0, final_model="checkpoint",
+                         latency_ms=1.6, latency_objective="hard", hardware="predict",
+                         latency_predictor=ConvCountLatency())
+    s.fit(x[:150], y[:150], validation_data=(val[0][:50], val[1][:50]))
+    over = [t for t in s.trials if t["architecture"].count("nor_conv_3x3") >= 2]
+    within = [t for t in s.trials if t["architecture"].count("nor_conv_3x3") < 2]
+    assert over and within  # seed 0 draws both kinds
+    for t in over:  # known to be too slow before training: reported, not trained
+        assert t["status"] == "COMPLETED" and t["epochs_trained"] == 0
+        assert "over the target 1.6: not trained" in t["skipped"]
+        assert "val_accuracy" not in t["metrics"] and t.get("fit_s") is None
+        assert t["score"] == pytest.approx(-t["metrics"]["latency_ms"] / 1.6)
+    for t in within:
+        assert t.get("skipped") is None and t["epochs_trained"] == 1
+        assert t["score"] == pytest.approx(t["metrics"]["val_accuracy"])
+    assert s.best_architecture.count("nor_conv_3x3") < 2
+    with pytest.raises(RuntimeError, match="No candidate met the latency target of 0.1 ms"):
+        keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
+                         directory=tmp_path, project_name="none_fit", space_kwargs=TINY,
+                         verbose=0, latency_ms=0.1, latency_objective="hard",
+                         hardware="predict", latency_predictor=ConvCountLatency()).fit(
+            x[:150], y[:150], validation_data=(val[0][:50], val[1][:50]))
+
+
 def test_non_positive_latency_target_is_rejected(tmp_path):
     for bad in (0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="`latency_ms` must be a positive number"):

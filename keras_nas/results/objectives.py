@@ -154,6 +154,14 @@ class Objective:
         latency = metric_value(metrics, self.latency_metric)
         return latency is not None and latency <= self.target
 
+    def infeasible_score(self, metrics):
+        """The score of a trial over the target when it does not depend on its accuracy, so
+        the search need not train it; None when the score needs the accuracy (soft rewards).
+
+        Example: `HardConstraint(5.0).infeasible_score({"latency_ms": 6.0}) == -1.2`.
+        """
+        return None
+
     def keras_tuner_objective(self):
         """The `keras_tuner.Objective` for the score this objective records."""
         import keras_tuner
@@ -176,6 +184,12 @@ class HardConstraint(Objective):
 
     def _reward(self, accuracy, latency):
         return hard_constraint_reward(accuracy, latency, self.target)
+
+    def infeasible_score(self, metrics):
+        latency = metric_value(metrics, self.latency_metric)
+        if latency is None or latency <= self.target:
+            return None
+        return -latency / self.target
 
 
 class MnasNetReward(Objective):

@@ -145,6 +145,17 @@ class NASTuner(keras_tuner.Tuner):
             if os.path.exists(past):
                 restore_checkpoint(model, past, optimizer=True)
         built = time.perf_counter()
+        hardware = None
+        if self.hardware is not None:
+            # Latency and size do not depend on the weights: known before any training.
+            hardware = self._hardware_metrics(model, hp, trial.trial_id)
+            skipped = self._skip_infeasible(trial, model, hardware)
+            if skipped is not None:
+                self.timings[trial.trial_id].update(
+                    release_s=released - started, build_s=built - released,
+                    hardware_s=time.perf_counter() - built, epochs=0, epochs_trained=0)
+                return skipped
+        measured = time.perf_counter()
 
         callbacks = self._deepcopy_callbacks(callbacks or [])
         self._configure_tensorboard_dir(callbacks, trial)
@@ -189,16 +200,30 @@ class NASTuner(keras_tuner.Tuner):
         saved = time.perf_counter()
         metrics = _best_epoch_metrics(history.history, self._epoch_objective())
         metrics["params"] = int(model.count_params())
-        if self.hardware is not None:
-            metrics.update(self._hardware_metrics(model, hp, trial.trial_id))
+        if hardware is not None:
+            metrics.update(hardware)
         if self.reward is not None:
             metrics[self.reward.name] = self.reward(metrics)
         self.timings[trial.trial_id].update(
-            release_s=released - started, build_s=built - released, fit_s=fitted - built,
-            checkpoint_s=saved - fitted, hardware_s=time.perf_counter() - saved,
+            release_s=released - started, build_s=built - released, fit_s=fitted - measured,
+            checkpoint_s=saved - fitted, hardware_s=measured - built,
             epochs=int(epochs - initial_epoch),
         )
         return metrics
+
+    def _skip_infeasible(self, trial, model, hardware):
+        """The metrics of a candidate over a hard latency target, reported without training
+        (its score does not depend on its accuracy); None for one that must be trained."""
+        if self.reward is None or self.reward.feasible(hardware):
+            return None
+        score = self.reward.infeasible_score(hardware)
+        if score is None:  # a soft reward weighs the accuracy too
+            return None
+        latency = hardware.get(self.reward.latency_metric)
+        self.timings[trial.trial_id]["skipped"] = (
+            f"{self.reward.latency_metric} {latency:.3g} over the target {self.reward.target:g}: "
+            "not trained")
+        return {**hardware, "params": int(model.count_params()), self.reward.name: score}
 
     def _try_build(self, hp):
         # KerasTuner's own clears the session and collects garbage twice more first; a trial
