@@ -98,6 +98,13 @@ def test_latency_target_shows_accuracy_and_latency_and_ranks_by_the_reward():
     # The trial over the target shows its accuracy and latency; the best stays the fast one.
     assert row.split()[2:5] == ["0.9000", "9.0000", "0.8000"]
     assert progress.best_trial_id == "0"
+    # One the search did not train (over a hard target): its latency, no accuracy, not best.
+    skipped = {"trial_id": "2", "status": "COMPLETED", "architecture": "slower", "score": -2.0,
+               "skipped": "latency_ms 10 over the target 5: not trained",
+               "metrics": {"latency_ms": 10.0, "constrained_accuracy": -2.0}}
+    row = progress(skipped)
+    assert row.split()[1:5] == ["SKIPPED", "-", "10.0000", "0.8000"]
+    assert progress.best_trial_id == "0"
 
 
 def test_progress_printer_time_budget_and_min_direction():

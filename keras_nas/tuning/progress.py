@@ -206,8 +206,11 @@ class ProgressPrinter:
         self.done += 1
         status = str(trial.get("status") or "COMPLETED")
         completed = status == "COMPLETED"
-        value = self._value(trial, self.objective) if completed else None
-        if completed:
+        trained = completed and not trial.get("skipped")  # a skipped one has no accuracy
+        if completed and not trained:
+            status = "SKIPPED"
+        value = self._value(trial, self.objective) if trained else None
+        if trained:
             self._update_best(trial, value)
         elapsed = self.clock() - self.start_time
         remaining = self.remaining(elapsed)
