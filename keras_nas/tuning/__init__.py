@@ -5,6 +5,7 @@
   traced; `trial_memory`: what a trial leaves in memory; `trial_checkpoint`: a trial's
   best-epoch weights.
 - `budget`: the wall-clock budget; `pruning`: successive halving; `schedules`: the learning
-  rate schedule every candidate trains with; `final_model`: the model a search returns.
+  rate schedule every candidate trains with; `final_model`: the model a search returns;
+  `augmentation`: the shifted images its retraining trains on.
 - `records`: a trial as a dict and `summary.json`; `progress`: the trial table.
 """
