@@ -16,17 +16,21 @@ def matches(values):
     return sum(values.get(f"d{i}") == "op2" for i in range(5)) / 5
 
 
-def run(oracle, reward, n):
-    """Runs up to `n` trials like a Tuner; a reward of None fails the trial.
+def drive(oracle, reward, n, grow=None):
+    """Runs up to `n` trials like a Tuner; a reward of None fails the trial. `grow(hp)`, if
+    given, is called on each trial's hyperparameters before it is scored (a space that grows).
 
-    Returns `[(trial_id, values)]` of the trials run, in order.
+    Returns `([(trial_id, values)], status)`: the trials run, in order, and the status that
+    ended the run (`"RUNNING"` when all `n` ran).
     """
     out = []
     for _ in range(n):
         trial = oracle.create_trial("t0")
         if trial.status != "RUNNING":
-            break
+            return out, trial.status
         values = dict(trial.hyperparameters.values)
+        if grow is not None:
+            grow(trial.hyperparameters)
         score = reward(values)
         if score is None:
             trial.status = "FAILED"
@@ -35,4 +39,9 @@ def run(oracle, reward, n):
             trial.status = "COMPLETED"
         oracle.end_trial(trial)
         out.append((trial.trial_id, values))
-    return out
+    return out, "RUNNING"
+
+
+def run(oracle, reward, n):
+    """`drive` without the ending status: `[(trial_id, values)]` of the trials run."""
+    return drive(oracle, reward, n)[0]

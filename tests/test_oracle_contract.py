@@ -15,6 +15,7 @@ from keras_nas.oracles import EvolutionOracle
 from keras_nas.oracles import LocalSearchOracle
 from keras_nas.oracles import ReinforceOracle
 from keras_nas.oracles.decisions import decision_options
+from tests import oracle_driver
 
 ORACLES = {
     "evolution": lambda **kw: EvolutionOracle(population_size=4, sample_size=2, **kw),
@@ -35,27 +36,10 @@ def new_oracle(kind, tmp_path, hp, name="p", **kwargs):
 
 
 def drive(oracle, n, score=lambda values: float(len(json.dumps(values))), grow=None):
-    """Runs up to `n` trials like a Tuner; `score(values)` of None marks the trial FAILED.
-
-    Returns the values of the trials run and the status that ended the run.
-    """
-    tried = []
-    for _ in range(n):
-        trial = oracle.create_trial("t0")
-        if trial.status != "RUNNING":
-            return tried, trial.status
-        values = dict(trial.hyperparameters.values)
-        if grow is not None:
-            grow(trial.hyperparameters)
-        result = score(values)
-        if result is None:
-            trial.status = "FAILED"
-        else:
-            oracle.update_trial(trial.trial_id, {"score": result})
-            trial.status = "COMPLETED"
-        oracle.end_trial(trial)
-        tried.append(values)
-    return tried, "RUNNING"
+    """Runs up to `n` trials (`tests.oracle_driver.drive`); returns the values of the trials
+    run and the status that ended the run."""
+    trials, status = oracle_driver.drive(oracle, score, n, grow=grow)
+    return [values for _, values in trials], status
 
 
 def distinct(tried):
