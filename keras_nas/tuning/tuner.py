@@ -214,10 +214,8 @@ class NASTuner(keras_tuner.Tuner):
     def _skip_infeasible(self, trial, model, hardware):
         """The metrics of a candidate over a hard latency target, reported without training
         (its score does not depend on its accuracy); None for one that must be trained."""
-        if self.reward is None or self.reward.feasible(hardware):
-            return None
-        score = self.reward.infeasible_score(hardware)
-        if score is None:  # a soft reward weighs the accuracy too
+        score = None if self.reward is None else self.reward.infeasible_score(hardware)
+        if score is None:  # within the target, or a soft reward (it weighs the accuracy too)
             return None
         latency = hardware.get(self.reward.latency_metric)
         self.timings[trial.trial_id]["skipped"] = (
