@@ -115,3 +115,20 @@ def hp_value_at_quantile(hp, quantile):
     """The value of a KerasTuner `Int` / `Float` at `quantile` (0..1) of its own sampling
     (linear, log, reverse log). Why private: as `hp_grid` (`_sample_numerical_value`)."""
     return hp._sample_numerical_value(quantile)
+
+
+def keras_tuner_oracle_service():
+    """KerasTuner's gRPC oracle service: `(OracleServicer, messages, add_to_server)`.
+
+    Why private: KerasTuner's distributed mode is public only as environment variables and
+    a chief whose `Tuner.search` blocks in `oracle_chief.start_server` (which checks its
+    workers every 20 s and runs none of the search's own work between trials); the servicer
+    class and its generated messages live under `keras_tuner.src`. If they disappear:
+    `Search(workers=N)` fails with this ImportError at its start (`tests/test_workers.py`
+    says so); one-process searches are unaffected.
+    """
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    return (OracleServicer, protos.get_service(),
+            protos.get_service_grpc().add_OracleServicer_to_server)

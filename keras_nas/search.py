@@ -179,6 +179,12 @@ class Search:
             `hardware="predict"`.
         latency_device: a `keras_nas.hardware.RemoteDevice` (a phone or board running
             `tools/litert_server.py`) to measure every trial on, instead of this machine.
+        workers: trials trained at once, each in its own process with `cores // workers`
+            threads (`keras_nas.tuning.chief`); this process serves the strategy, writes
+            `summary.json` after every trial and makes the final model. 1 (the default)
+            trains the trials here, one at a time. With more, the data must be numpy
+            arrays, and a space, callbacks or latency predictor of your own must be
+            picklable, from a module the workers can import (not `__main__`).
 
     Example:
 
@@ -199,7 +205,7 @@ class Search:
                  max_consecutive_failed_trials=3, max_retries_per_trial=0, verbose=1,
                  space_kwargs=None, strategy_kwargs=None, on_trial_end=None,
                  latency_ms=None, latency_objective="mnasnet", hardware=None,
-                 latency_predictor=None, latency_device=None):
+                 latency_predictor=None, latency_device=None, workers=1):
         if max_trials is None:  # bounded by the time budget when there is one
             max_trials = DEFAULT_MAX_TRIALS if max_time is None else NO_TRIAL_LIMIT
         self.max_trials = validation.check_int(max_trials, "max_trials", minimum=1)
@@ -219,6 +225,7 @@ class Search:
             max_consecutive_failed_trials, "max_consecutive_failed_trials", minimum=1)
         self.max_retries_per_trial = validation.check_int(
             max_retries_per_trial, "max_retries_per_trial", minimum=0)
+        self.workers = validation.check_int(workers, "workers", minimum=1)
         self.max_time = max_time
         if max_time is not None:
             validation.check_number(max_time, "max_time", positive=True, unit="seconds")
@@ -366,6 +373,10 @@ class Search:
         if self.oneshot and self.data.is_dataset:
             raise ValueError(f"`x`: strategy {self.strategy!r} takes numpy arrays, "
                              "not a tf.data.Dataset.")
+        if self.workers > 1 and self.data.is_dataset:
+            raise ValueError(f"`x`: `workers`={self.workers} takes numpy arrays (or a "
+                             "`dataset` name or file), not a tf.data.Dataset.")
+        worker_spec = self._worker_spec(callbacks) if self.workers > 1 else None
         self._check_output_dir()
         self._start_or_resume(previous)
         oracle = self._oneshot_oracle() if self.oneshot else self._make_oracle()
@@ -385,11 +396,17 @@ class Search:
         train, val = self.data.train, self.data.validation
         fit_args = ((train,) if self.data.is_dataset else train)
         try:
-            self.tuner.search(
-                *fit_args, validation_data=val, epochs=self.epochs,
-                batch_size=self.batch_size, callbacks=list(callbacks or []),
-                verbose=1 if self.verbose >= 2 else 0,
-            )
+            if worker_spec is not None:
+                from keras_nas.tuning.chief import Chief
+
+                self.tuner.oracle.verbose = 1 if self.verbose >= 2 else 0
+                Chief(self.tuner, self.workers, worker_spec, data=(train, val)).run()
+            else:
+                self.tuner.search(
+                    *fit_args, validation_data=val, epochs=self.epochs,
+                    batch_size=self.batch_size, callbacks=list(callbacks or []),
+                    verbose=1 if self.verbose >= 2 else 0,
+                )
         except RuntimeError as e:
             if "consecutive failures" not in str(e):
                 raise
@@ -399,6 +416,35 @@ class Search:
         self._finish()
         self._write_summary()
         return self
+
+    def _worker_spec(self, callbacks):
+        """What each worker process needs besides the data (`keras_nas.tuning.worker`),
+        checked to travel there before any work starts."""
+        import pickle
+
+        spec = {"space": self.space, "objective": self.objective, "seed": self.seed,
+                "schedule": self.learning_rate_schedule,
+                "hardware": self.hardware, "latency_predictor": self.latency_predictor,
+                "latency_device": self.latency_device, "reward": self.reward,
+                "epochs": self.epochs, "batch_size": self.batch_size,
+                "callbacks": list(callbacks or []), "verbose": 1 if self.verbose >= 2 else 0}
+        argument = {"space": "space", "callbacks": "callbacks", "objective": "objective",
+                    "latency_predictor": "latency_predictor",
+                    "latency_device": "latency_device", "reward": "latency_objective"}
+        for key, value in spec.items():
+            name = argument.get(key, key)
+            classes = {type(v) for v in (value if isinstance(value, list) else [value])}
+            if any(c.__module__ == "__main__" for c in classes):
+                raise ValueError(
+                    f"`{name}`: with `workers`={self.workers} its class must come from a "
+                    "module the worker processes can import, not from `__main__` (move "
+                    "it into a .py file beside your script and import it from there).")
+            try:
+                pickle.dumps(value)
+            except Exception as e:
+                raise ValueError(f"`{name}` must be picklable to reach the worker processes "
+                                 f"of `workers`={self.workers}: {e}") from None
+        return spec
 
     def _size_space(self, previous=None):
         """Sizes a space given by name to the data and budget (`keras_nas.spaces.sizing`).
@@ -634,11 +680,20 @@ class Search:
                            if self.best_model is not None else None),
             "final_model": self.final_model_info,
             "budget": self.budget.to_dict() if self.budget is not None else None,
+            "workers": self._workers_summary(),
             "best": dict(self.best_info),
             "oneshot": self._oneshot_summary(),
             "controller_history": self._controller_history(),
             "trials": trials,
         }
+
+    def _workers_summary(self):
+        """How the trials ran: processes and threads in each (None: here, one at a time)."""
+        if self.workers == 1:
+            return None
+        from keras_nas.tuning.chief import threads_per_worker
+
+        return {"count": self.workers, "threads_per_worker": threads_per_worker(self.workers)}
 
     def _reward_config(self):
         """The latency reward as data: its score's name, its class and its settings."""

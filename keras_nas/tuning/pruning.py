@@ -75,9 +75,12 @@ class SuccessiveHalving:
         cutoff = ranked[keep - 1]
         return value < cutoff if self.direction == "max" else value > cutoff
 
-    def callback(self, objective):
-        """A Keras callback that judges the trial at each rung and stops its `fit`."""
-        return _RungStop(self, objective)
+    def callback(self, objective, judge=None):
+        """A Keras callback that judges the trial at each rung and stops its `fit`.
+
+        `judge`: what decides, anything with this object's `judge(epochs_done, value)`
+        (default: this object; a worker process passes one that asks the chief's)."""
+        return _RungStop(self if judge is None else judge, objective)
 
     def get_state(self):
         return {"values": {str(k): list(v) for k, v in self.values.items()}}
@@ -90,15 +93,15 @@ class SuccessiveHalving:
 class _RungStop(keras.callbacks.Callback):
     """Stops `fit` when `SuccessiveHalving` judges the trial at a rung; `stopped_at` says when."""
 
-    def __init__(self, halving, objective):
+    def __init__(self, judge, objective):
         super().__init__()
-        self.halving = halving
+        self.judge = judge
         self.objective = objective
         self.stopped_at = None
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.objective.has_value(logs):
             return
-        if self.halving.judge(epoch + 1, float(self.objective.get_value(logs))):
+        if self.judge.judge(epoch + 1, float(self.objective.get_value(logs))):
             self.stopped_at = epoch + 1
             self.model.stop_training = True

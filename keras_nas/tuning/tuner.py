@@ -99,9 +99,13 @@ class NASTuner(keras_tuner.Tuner):
             self.budget = TimeBudget(self.max_time)
 
     def pre_create_trial(self):
-        if self.budget is not None and self.budget.search_left() < self._start_cost():
+        if self.out_of_time():
             # The oracle stops once its trial count reaches `max_trials`.
             self.oracle.max_trials = len(self.oracle.trials)
+
+    def out_of_time(self):
+        """True when the budget has too little left to start another trial."""
+        return self.budget is not None and self.budget.search_left() < self._start_cost()
 
     def _start_cost(self):
         """Seconds a new trial needs to learn anything: build, trace and one epoch (the median
@@ -167,7 +171,7 @@ class NASTuner(keras_tuner.Tuner):
                       keras.callbacks.TerminateOnNaN(), *self.training_callbacks(epochs)]
         rung_stop = deadline_stop = None
         if self.halving is not None and "tuner/epochs" not in hp.values:
-            rung_stop = self.halving.callback(self._epoch_objective())
+            rung_stop = self._rung_stop(trial)
             callbacks.append(rung_stop)
         if self.budget is not None and self.budget.limited:
             deadline_stop = StopAtDeadline(self.budget.search_deadline)
@@ -210,6 +214,10 @@ class NASTuner(keras_tuner.Tuner):
             epochs=int(epochs - initial_epoch),
         )
         return metrics
+
+    def _rung_stop(self, trial):
+        """The callback that stops `trial` at a rung of successive halving."""
+        return self.halving.callback(self._epoch_objective())
 
     def _skip_infeasible(self, trial, model, hardware):
         """The metrics of a candidate over a hard latency target, reported without training
