@@ -39,7 +39,7 @@ FLAGS = {
     "seed": "--seed", "max_time": "--max-time", "channels": "--channels",
     "cells_per_stage": "--cells", "cells": "--cells",
     "latency_ms": "--latency-ms", "latency_objective": "--latency-objective",
-    "overwrite": "--overwrite", "x": "--dataset", "y": "--dataset",
+    "overwrite": "--overwrite", "x": "--dataset", "y": "--dataset", "workers": "--workers",
 }
 
 #: Exit statuses: bad arguments or input (as argparse), and work that failed.
@@ -131,6 +131,9 @@ def build_parser():
                    metavar="OBJECTIVE",
                    help=f"{', '.join(LATENCY_OBJECTIVES)}: how accuracy and latency combine "
                         "(default: mnasnet, ACC*(LAT/T)^-0.07)")
+    s.add_argument("--workers", type=_positive_int, default=1,
+                   help="trials trained at once, each in its own process with the cores "
+                        "shared out (default: 1, in this process)")
     s.add_argument("--overwrite", action="store_true", help="discard an earlier search in OUTPUT")
     s.add_argument("--final-model", default="retrain", choices=FINAL_MODELS,
                    metavar="POLICY",

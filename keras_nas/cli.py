@@ -36,7 +36,7 @@ def run_search(args):
         final_model=args.final_model, max_time=args.max_time,
         verbose=0 if args.quiet else 1, space_kwargs=space_kwargs, latency_ms=args.latency_ms,
         latency_objective=args.latency_objective, time_after_search=after,
-        started=getattr(args, "started", None),
+        started=getattr(args, "started", None), workers=args.workers,
     )
     search.fit(dataset=args.dataset, data_dir=args.data_dir)
     print(f"best architecture: {search.best_architecture} (seed {search.seed})")

@@ -288,6 +288,7 @@ class Search:
         self.best_hyperparameters = None
         self.best_info = {}
         self._started = None
+        self._chief = None
 
     @staticmethod
     def _resolve_space(space, space_kwargs):
@@ -400,7 +401,8 @@ class Search:
                 from keras_nas.tuning.chief import Chief
 
                 self.tuner.oracle.verbose = 1 if self.verbose >= 2 else 0
-                Chief(self.tuner, self.workers, worker_spec, data=(train, val)).run()
+                self._chief = Chief(self.tuner, self.workers, worker_spec, data=(train, val))
+                self._chief.run()
             else:
                 self.tuner.search(
                     *fit_args, validation_data=val, epochs=self.epochs,
@@ -693,7 +695,10 @@ class Search:
             return None
         from keras_nas.tuning.chief import threads_per_worker
 
-        return {"count": self.workers, "threads_per_worker": threads_per_worker(self.workers)}
+        chief = self._chief
+        return {"count": self.workers,
+                "threads_per_worker": chief.threads if chief else threads_per_worker(self.workers),
+                "restarts": chief.restarts if chief else 0}
 
     def _reward_config(self):
         """The latency reward as data: its score's name, its class and its settings."""

@@ -127,15 +127,20 @@ class _ChiefOracleStandIn(keras_tuner.Oracle):
 
 
 def _exit_when_orphaned(chief_pid):
-    """Ends this process soon after the chief's is gone (else it would wait on it for an hour)."""
+    """Ends this process when the chief's is gone, now or later (KerasTuner's client would
+    otherwise wait for it for an hour)."""
+    def check():
+        if os.getppid() != chief_pid:
+            print(f"keras-nas worker: the chief (process {chief_pid}) is gone; exiting.",
+                  file=sys.stderr, flush=True)
+            os._exit(3)
+
     def watch():
         while True:
             time.sleep(ORPHAN_CHECK_S)
-            if os.getppid() != chief_pid:
-                print(f"keras-nas worker: the chief (process {chief_pid}) is gone; exiting.",
-                      file=sys.stderr, flush=True)
-                os._exit(3)
+            check()
 
+    check()
     threading.Thread(target=watch, daemon=True, name="orphan-watch").start()
 
 
