@@ -40,6 +40,7 @@ FLAGS = {
     "cells_per_stage": "--cells", "cells": "--cells",
     "latency_ms": "--latency-ms", "latency_objective": "--latency-objective",
     "overwrite": "--overwrite", "x": "--dataset", "y": "--dataset", "workers": "--workers",
+    "listen": "--listen", "token": "--token",
 }
 
 #: Exit statuses: bad arguments or input (as argparse), and work that failed.
@@ -134,6 +135,11 @@ def build_parser():
     s.add_argument("--workers", type=_positive_int, default=1,
                    help="trials trained at once, each in its own process with the cores "
                         "shared out (default: 1, in this process)")
+    s.add_argument("--listen", default=None, metavar="HOST:PORT",
+                   help="serve the search to workers on other machines too (they join with "
+                        "`keras-nas worker --chief HOST:PORT`); needs --token")
+    s.add_argument("--token", default=None,
+                   help="the secret workers present (default: $KERAS_NAS_TOKEN)")
     s.add_argument("--overwrite", action="store_true", help="discard an earlier search in OUTPUT")
     s.add_argument("--final-model", default="retrain", choices=FINAL_MODELS,
                    metavar="POLICY",
@@ -168,6 +174,17 @@ def build_parser():
     lat.add_argument("--url", default=None,
                      help="measure on a device running tools/litert_server.py instead")
     lat.add_argument("--token", default=None, help="the device server's token")
+
+    w = commands.add_parser(
+        "worker", help="join a running search (started with --listen) from this machine",
+        description="Train trials of the search a chief serves, until it has none left.")
+    w.add_argument("--chief", required=True, metavar="HOST:PORT",
+                   help="the address the search listens on")
+    w.add_argument("--token", default=None,
+                   help="the search's token (default: $KERAS_NAS_TOKEN)")
+    w.add_argument("--id", default=None, help="this worker's name (default: host-process)")
+    w.add_argument("--connect-timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for the chief to answer (default: 30)")
 
     r = commands.add_parser("report", help="write a page with a search's figures and trials")
     r.add_argument("results_dir", metavar="RESULTS_DIR")

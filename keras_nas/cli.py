@@ -6,6 +6,7 @@ does not import TensorFlow); `COMMANDS` maps each command to its function here.
 
 import os
 
+from keras_nas.tuning.protocol import TOKEN_ENV
 from keras_nas_cli import CommandError, main, native_logs_hidden  # noqa: F401  (`main`: `python -m keras_nas.cli`)
 
 
@@ -36,7 +37,8 @@ def run_search(args):
         final_model=args.final_model, max_time=args.max_time,
         verbose=0 if args.quiet else 1, space_kwargs=space_kwargs, latency_ms=args.latency_ms,
         latency_objective=args.latency_objective, time_after_search=after,
-        started=getattr(args, "started", None), workers=args.workers,
+        started=getattr(args, "started", None), workers=args.workers, listen=args.listen,
+        token=args.token or os.environ.get(TOKEN_ENV) or None,
     )
     search.fit(dataset=args.dataset, data_dir=args.data_dir)
     print(f"best architecture: {search.best_architecture} (seed {search.seed})")
@@ -196,8 +198,17 @@ def run_report(args):
     return 0
 
 
+def run_worker(args):
+    """`keras-nas worker`: trains the trials of a search served elsewhere until it ends."""
+    from keras_nas.tuning import worker
+
+    worker.run(args.chief, args.token or os.environ.get(TOKEN_ENV, ""), args.id,
+               connect_timeout=args.connect_timeout)
+    return 0
+
+
 COMMANDS = {"search": run_search, "export": run_export, "latency": run_latency,
-            "report": run_report}
+            "report": run_report, "worker": run_worker}
 
 
 if __name__ == "__main__":

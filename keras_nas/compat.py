@@ -132,3 +132,33 @@ def keras_tuner_oracle_service():
 
     return (OracleServicer, protos.get_service(),
             protos.get_service_grpc().add_OracleServicer_to_server)
+
+
+def send_oracle_calls_through(oracle_client, channel):
+    """Makes a KerasTuner `OracleClient` call the chief over `channel` (one that adds the
+    search's token to every call).
+
+    Why private: `OracleClient` opens its own channel from environment variables, with no way
+    to add call metadata; its `stub` attribute is what it calls through. If it disappears:
+    workers' oracle calls carry no token, the chief refuses them, and `tests/test_workers.py`
+    fails to say so.
+    """
+    from keras_tuner.src import protos
+
+    oracle_client.stub = protos.get_service_grpc().OracleStub(channel)
+
+
+def requeue_trial(oracle, tuner_id):
+    """Takes the trial that worker `tuner_id` was running from it and queues it for the next
+    worker that asks (its worker died). Returns the trial, or None if it ran none.
+
+    Why private: KerasTuner queues trials again only when an oracle reloads (`Oracle.reload`)
+    or for an INVALID trial's retries; `ongoing_trials` is public, the queue (`_retry_queue`,
+    which `create_trial` serves first) is not. If it disappears: this raises AttributeError
+    when a worker dies mid-trial, and `tests/test_workers.py` fails to say so.
+    """
+    trial = oracle.ongoing_trials.pop(tuner_id, None)
+    if trial is not None:
+        oracle._retry_queue.append(trial.trial_id)
+        oracle.save()
+    return trial

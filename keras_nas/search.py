@@ -185,6 +185,12 @@ class Search:
             trains the trials here, one at a time. With more, the data must be numpy
             arrays, and a space, callbacks or latency predictor of your own must be
             picklable, from a module the workers can import (not `__main__`).
+        listen: `"HOST:PORT"` the search serves its workers on (default: a free port on
+            127.0.0.1, this machine only). Beyond loopback (e.g. `"0.0.0.0:7000"`), workers
+            on other machines join with `keras-nas worker --chief HOST:PORT`, and a `token`
+            is required.
+        token: the secret every worker must present (default: a fresh one for the workers
+            started here); a worker elsewhere reads it from `KERAS_NAS_TOKEN`.
 
     Example:
 
@@ -205,7 +211,8 @@ class Search:
                  max_consecutive_failed_trials=3, max_retries_per_trial=0, verbose=1,
                  space_kwargs=None, strategy_kwargs=None, on_trial_end=None,
                  latency_ms=None, latency_objective="mnasnet", hardware=None,
-                 latency_predictor=None, latency_device=None, workers=1):
+                 latency_predictor=None, latency_device=None, workers=1, listen=None,
+                 token=None):
         if max_trials is None:  # bounded by the time budget when there is one
             max_trials = DEFAULT_MAX_TRIALS if max_time is None else NO_TRIAL_LIMIT
         self.max_trials = validation.check_int(max_trials, "max_trials", minimum=1)
@@ -226,6 +233,13 @@ class Search:
         self.max_retries_per_trial = validation.check_int(
             max_retries_per_trial, "max_retries_per_trial", minimum=0)
         self.workers = validation.check_int(workers, "workers", minimum=1)
+        # Trials in worker processes: more than one here, or any that join from elsewhere.
+        self.parallel = self.workers > 1 or listen is not None
+        self.listen = "127.0.0.1:0" if listen is None else listen
+        self.token = token
+        from keras_nas.tuning.protocol import check_listen
+
+        check_listen(self.listen, token)
         self.max_time = max_time
         if max_time is not None:
             validation.check_number(max_time, "max_time", positive=True, unit="seconds")
@@ -374,10 +388,10 @@ class Search:
         if self.oneshot and self.data.is_dataset:
             raise ValueError(f"`x`: strategy {self.strategy!r} takes numpy arrays, "
                              "not a tf.data.Dataset.")
-        if self.workers > 1 and self.data.is_dataset:
+        if self.parallel and self.data.is_dataset:
             raise ValueError(f"`x`: `workers`={self.workers} takes numpy arrays (or a "
                              "`dataset` name or file), not a tf.data.Dataset.")
-        worker_spec = self._worker_spec(callbacks) if self.workers > 1 else None
+        worker_spec = self._worker_spec(callbacks) if self.parallel else None
         self._check_output_dir()
         self._start_or_resume(previous)
         oracle = self._oneshot_oracle() if self.oneshot else self._make_oracle()
@@ -401,7 +415,8 @@ class Search:
                 from keras_nas.tuning.chief import Chief
 
                 self.tuner.oracle.verbose = 1 if self.verbose >= 2 else 0
-                self._chief = Chief(self.tuner, self.workers, worker_spec, data=(train, val))
+                self._chief = Chief(self.tuner, self.workers, worker_spec, data=(train, val),
+                                    listen=self.listen, token=self.token)
                 self._chief.run()
             else:
                 self.tuner.search(
@@ -691,7 +706,7 @@ class Search:
 
     def _workers_summary(self):
         """How the trials ran: processes and threads in each (None: here, one at a time)."""
-        if self.workers == 1:
+        if not self.parallel:
             return None
         from keras_nas.tuning.chief import threads_per_worker
 

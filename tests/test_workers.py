@@ -3,14 +3,18 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
+import grpc
 import keras
 import keras_tuner
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -18,11 +22,12 @@ import keras_nas
 from keras_nas import data
 from keras_nas.spaces import NASBench201Space
 from keras_nas.tuning.budget import TimeBudget
+from keras_nas.compat import send_oracle_calls_through
 from keras_nas.tuning.chief import MESSAGES, Chief, Trial, threads_per_worker
+from keras_nas.tuning.protocol import ChiefLink, ChiefUnreachable, encode_file
 from keras_nas.tuning.pruning import SuccessiveHalving
-from keras_nas.tuning.tuner import NASTuner
-from keras_nas.tuning.worker import (
-    ORPHAN_CHECK_S, RUNG_METRIC, TIMINGS_FILE, SharedDeadline, write_deadline)
+from keras_nas.tuning.tuner import CHECKPOINT_FILE, NASTuner
+from keras_nas.tuning.worker import CHIEF_LOST_S, RUNG_METRIC, TIMINGS_FILE, ChiefWatch
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(channels=4, cells_per_stage=1)
@@ -43,7 +48,7 @@ def _search(tmp_path, **kwargs):
 
 
 def _worker_processes(parent):
-    """`{KERASTUNER_TUNER_ID: pid}` of the worker processes `parent` started."""
+    """`{worker id: pid}` of the worker processes `parent` started."""
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -52,60 +57,47 @@ def _worker_processes(parent):
             with open(f"/proc/{entry}/stat") as f:
                 ppid = int(f.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                command = f.read()
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+                command = f.read().decode().split("\0")
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == parent and b"keras_nas.tuning.worker" in command:
-            found[env[b"KERASTUNER_TUNER_ID"].decode()] = int(entry)
+        if ppid == parent and "keras_nas.tuning.worker" in command:
+            found[command[command.index("--id") + 1]] = int(entry)
     return found
 
 
 @pytest.mark.slow
-def test_two_workers_train_every_trial_and_the_chief_records_them(digits, tmp_path):
-    (x, y), val = digits
-    s = _search(tmp_path).fit(x, y, validation_data=val)
-    trials = s.trials
-    assert [t["number"] for t in trials] == [0, 1, 2, 3, 4]
-    assert all(t["status"] == "COMPLETED" for t in trials)
-    assert {t["worker"] for t in trials} == {"worker0", "worker1"}  # both took part
-    # The workers' timings reached the chief, as a one-process search records them.
-    assert all(t["epoch_s"] > 0 and t["epochs_trained"] >= 1 and t["best_epoch"] >= 1
-               for t in trials)
-    # Successive halving ran at the chief: every trial was ranked at the 1-epoch rung.
-    assert len(s.tuner.halving.values[1]) == 5
-    on_disk = json.loads(Path(s.summary_path).read_text())
-    assert on_disk["trials"] == json.loads(json.dumps(s.summary["trials"]))
-    assert on_disk["workers"] == {"count": 2, "threads_per_worker": threads_per_worker(2),
-                                  "restarts": 0}
-    # The returned model is the best trial's checkpoint, made by this process.
-    best = max(trials, key=lambda t: t["metrics"]["val_accuracy"])
-    assert s.best_model.evaluate(*val, verbose=0)[1] == pytest.approx(
-        best["metrics"]["val_accuracy"], abs=1e-6)
-    assert not (tmp_path / "search" / "workers" / "data.npz").exists()  # cleaned up
-
-
-@pytest.mark.slow
-def test_a_worker_killed_mid_trial_is_restarted_and_no_trial_is_lost(digits, tmp_path):
+def test_two_workers_train_every_trial_and_a_killed_one_loses_nothing(digits, tmp_path):
     (x, y), val = digits
     killed = []
 
     def kill_the_other_worker(record):
+        """At the first trial's end, SIGKILL the worker that is still training."""
         if killed:
             return
-        others = {k: v for k, v in _worker_processes(os.getpid()).items()
-                  if k != record["worker"]}
-        for worker_id, pid in others.items():
-            os.kill(pid, signal.SIGKILL)
-            killed.append(worker_id)
+        for worker_id, pid in _worker_processes(os.getpid()).items():
+            if worker_id != record["worker"]:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(worker_id)
 
-    s = _search(tmp_path, max_trials=4, on_trial_end=kill_the_other_worker)
-    s.fit(x, y, validation_data=val)
-    assert len(killed) == 1
-    assert [t["status"] for t in s.trials] == ["COMPLETED"] * 4
-    assert s.summary["workers"]["restarts"] == 1
-    assert killed[0] in {t["worker"] for t in s.trials}  # it came back and trained
+    s = _search(tmp_path, on_trial_end=kill_the_other_worker).fit(x, y, validation_data=val)
+    trials = s.trials
+    assert [t["number"] for t in trials] == [0, 1, 2, 3, 4]
+    assert all(t["status"] == "COMPLETED" for t in trials)  # the killed one's trial was rerun
+    assert len(killed) == 1 and s.summary["workers"]["restarts"] == 1
+    assert {t["worker"] for t in trials} == {"worker0", "worker1"}  # both took part
+    # The workers' timings reached the chief, as a one-process search records them.
+    assert all(t["epoch_s"] > 0 and t["epochs_trained"] >= 1 and t["best_epoch"] >= 0
+               for t in trials)
+    # Successive halving ran at the chief: every trial was ranked at the 1-epoch rung.
+    assert len(s.tuner.halving.values[1]) >= 5
+    on_disk = json.loads(Path(s.summary_path).read_text())
+    assert on_disk["trials"] == json.loads(json.dumps(s.summary["trials"]))
+    assert on_disk["workers"] == {"count": 2, "threads_per_worker": threads_per_worker(2),
+                                  "restarts": 1}
+    # The returned model is the best trial's checkpoint, which its worker sent here.
+    best = max(trials, key=lambda t: t["metrics"]["val_accuracy"])
+    assert s.best_model.evaluate(*val, verbose=0)[1] == pytest.approx(
+        best["metrics"]["val_accuracy"], abs=1e-6)
 
 
 CHIEF_SCRIPT = textwrap.dedent("""
@@ -146,8 +138,8 @@ def test_workers_leave_when_the_chief_is_killed_and_the_same_command_resumes(tmp
         assert _completed(summary) and len(workers) == 2, chief.stdout.read()[-3000:]
         chief.send_signal(signal.SIGKILL)
         chief.wait(timeout=10)
-        # Orphaned, each worker notices within its check interval and exits.
-        left_by = time.time() + ORPHAN_CHECK_S + 10
+        # Unanswered, each worker gives its chief up after CHIEF_LOST_S and exits.
+        left_by = time.time() + CHIEF_LOST_S + 15
         while time.time() < left_by and any(os.path.exists(f"/proc/{p}") and
                                             _is_running(p) for p in workers.values()):
             time.sleep(0.2)
@@ -209,18 +201,30 @@ def test_bad_worker_settings_fail_before_any_training(digits, tmp_path, kwargs, 
     assert not list(tmp_path.glob("search/trial_*"))
 
 
-def test_the_chief_service_stops_ranks_and_records_trials(tmp_path):
-    """The chief's side of the protocol, called directly (no processes, no network)."""
+def _chief(tmp_path, budget=None, ended=None, **kwargs):
+    """A `Chief` over a real tuner and oracle, without worker processes."""
     space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, **TINY)
     oracle = keras_tuner.oracles.RandomSearchOracle(
         objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=10, seed=0)
-    ended = []
-    budget = TimeBudget(max_time=1000)
-    tuner = NASTuner(oracle, space, budget=budget, directory=tmp_path, project_name="p",
+    oracle.verbose = 0
+    ended = [] if ended is None else ended
+    tuner = NASTuner(oracle, space, budget=budget or TimeBudget(max_time=1000),
+                     directory=tmp_path, project_name="p",
                      halving=SuccessiveHalving(max_epochs=3, grace=1),
                      on_trial_end_callback=lambda tuner, trial: ended.append(trial.trial_id))
-    chief = Chief(tuner, workers=2, spec={}, data=None, folder=str(tmp_path / "w"))
-    service = chief._servicer
+    x = np.zeros((4, 8, 8, 1), "float32")
+    y = np.zeros(4, "int32")
+    return Chief(tuner, workers=1, spec={"space": space}, data=((x, y), (x, y)),
+                 folder=str(tmp_path / "w"), **kwargs)
+
+
+def test_the_chief_service_stops_ranks_and_records_trials(tmp_path):
+    """The chief's side of the protocol, called directly (no processes, no network)."""
+    ended = []
+    budget = TimeBudget(max_time=1000)
+    chief = _chief(tmp_path, budget, ended)
+    chief._prepare()
+    service, oracle, tuner = chief._servicer, chief.tuner.oracle, chief.tuner
 
     def create(worker_id):
         answer = service.CreateTrial(MESSAGES.CreateTrialRequest(tuner_id=worker_id), None)
@@ -238,18 +242,30 @@ def test_the_chief_service_stops_ranks_and_records_trials(tmp_path):
     assert tuner.halving.values[1] == [0.9, 0.5]
     assert not oracle.trials[first.trial_id].metrics.exists(RUNG_METRIC)  # a query, not a metric
 
-    # A trial's end: the oracle learns its result, the chief reads the worker's timings, tells
-    # the search's listener and writes the deadline the workers read.
+    # A trial's end: its files reach its folder here, the oracle learns its result, the
+    # chief reads the timings and tells the search's listener.
+    service.put_file(encode_file(first.trial_id, TIMINGS_FILE,
+                                 json.dumps({"epoch_s": 1.5, "worker": "worker0"}).encode()), None)
+    service.put_file(encode_file(first.trial_id, CHECKPOINT_FILE, b"weights"), None)
     service.UpdateTrial(MESSAGES.UpdateTrialRequest(
         trial_id=first.trial_id, metrics={"val_accuracy": 0.9}, step=1), None)
-    Path(tuner.get_trial_dir(first.trial_id), TIMINGS_FILE).write_text(
-        json.dumps({"epoch_s": 1.5, "worker": "worker0"}))
     first.status = "COMPLETED"
     service.EndTrial(MESSAGES.EndTrialRequest(trial=first.to_proto()), None)
     assert oracle.trials[first.trial_id].status == "COMPLETED" and ended == [first.trial_id]
     assert tuner.timings[first.trial_id] == {"epoch_s": 1.5, "worker": "worker0"}
-    assert SharedDeadline(chief.deadline_path).search_deadline() == pytest.approx(
-        budget.search_deadline())
+    assert service.get_file(encode_file(first.trial_id, CHECKPOINT_FILE), None) == b"weights"
+    assert service.get_file(encode_file(second.trial_id, CHECKPOINT_FILE), None) == b""
+    # The heartbeat answers with the deadline and marks the worker alive.
+    answer = json.loads(service.beat(json.dumps({"worker": "w9"}).encode(), None))
+    assert answer["search_deadline"] == pytest.approx(budget.search_deadline())
+    assert "w9" in chief.last_seen
+
+    # A worker that died: its trial goes to the next worker that asks; dying twice fails it.
+    chief._lose_worker("worker1", "killed")
+    assert create("worker2").trial_id == second.trial_id
+    chief._lose_worker("worker2", "killed again")
+    assert oracle.trials[second.trial_id].status == "FAILED"
+    assert "died twice" in oracle.trials[second.trial_id].message and not oracle.ongoing_trials
 
     # Out of time: no new trial for anyone.
     budget.reserve("final_model", 2000.0)
@@ -257,15 +273,67 @@ def test_the_chief_service_stops_ranks_and_records_trials(tmp_path):
     assert len(oracle.trials) == 2
 
 
-def test_a_worker_reads_the_deadline_the_chief_writes(tmp_path):
-    path = tmp_path / "deadline.json"
-    now = [100.0]
-    shared = SharedDeadline(str(path), clock=lambda: now[0], reread_s=0.0)
-    write_deadline(str(path), TimeBudget(None))
-    assert not shared.limited and shared.search_left() == float("inf")
-    budget = TimeBudget(60, started=100.0, clock=lambda: now[0])
-    budget.reserve("final_model", 10.0)
-    write_deadline(str(path), budget)
-    assert shared.limited and shared.search_deadline() == 150.0
-    now[0] = 120.0
-    assert shared.search_left() == 30.0
+def test_a_worker_keeps_the_chiefs_deadline_and_notices_when_it_is_gone():
+    class Link:
+        address = "chief:1"
+        answers = [100.0, None, ChiefUnreachable("gone")]
+
+        def beat(self, worker_id, timeout):
+            answer = self.answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    now = [50.0]
+    watch = ChiefWatch(Link(), "worker0", clock=lambda: now[0], lost_s=10.0)
+    assert not watch.limited and watch.search_left() == float("inf")
+    assert watch.beat() and watch.limited and watch.search_left() == 50.0
+    assert watch.beat() and not watch.limited  # a search without a time limit
+    now[0] = 59.0
+    assert not watch.beat() and not watch.chief_lost()
+    now[0] = 61.0
+    assert watch.chief_lost()
+
+
+def test_only_workers_with_the_token_are_served(tmp_path):
+    chief = _chief(tmp_path, token="right-token")
+    server = chief.serve()
+    try:
+        address = f"127.0.0.1:{chief.port}"
+        assert ChiefLink(address, "right-token").spec(timeout=10)["space"] is not None
+        with pytest.raises(ChiefUnreachable, match="refused this worker.*check --token"):
+            ChiefLink(address, "wrong-token").spec(timeout=10)
+        # KerasTuner's oracle calls are refused as well.
+        client = types.SimpleNamespace()
+        send_oracle_calls_through(client, ChiefLink(address, "wrong-token").channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            client.stub.GetSpace(MESSAGES.GetSpaceRequest(), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        server.stop(grace=None)
+
+
+def test_a_worker_that_cannot_reach_its_chief_says_so_in_one_line(capsys):
+    from keras_nas import cli
+
+    code = cli.main(["worker", "--chief", f"127.0.0.1:{_free_port()}", "--token", "t",
+                     "--connect-timeout", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert "cannot reach the chief at 127.0.0.1:" in err[0]
+
+
+@pytest.mark.parametrize("listen, token, words", [
+    ("0.0.0.0:7000", None, "reaches beyond this machine: give a `token`"),
+    ("nohost", "t", "must be 'HOST:PORT'"),
+    ("127.0.0.1:99999", None, "a port 0-65535"),
+])
+def test_a_chief_beyond_loopback_needs_a_token(listen, token, words):
+    with pytest.raises(ValueError, match=words):
+        keras_nas.Search(listen=listen, token=token)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,23 +1,32 @@
 """Parallel trials: the calling process serves the oracle, worker processes train the trials.
 
 `Search(workers=N)` runs its trials this way, on KerasTuner's distributed engine: the chief
-(this process) serves the search's oracle over KerasTuner's gRPC service on 127.0.0.1, and
-starts N worker processes (`keras_nas.tuning.worker`), each with `cores // N` threads. The
-chief keeps everything a one-process search keeps: it decides when the budget allows no
-more trials, ranks every trial at successive halving's rungs, reads each finished trial's
-timings, and calls the search's trial-end listener (`summary.json`, progress) as each ends.
-A worker that dies mid-trial is started again and reruns that trial (a trial whose worker
-dies twice fails); a worker that dies before its first trial stops the search with its log.
+(this process) serves the search's oracle over KerasTuner's gRPC service, with the search's
+settings, data, deadline and trial files beside it (`keras_nas.tuning.protocol`), and starts
+N worker processes here (`keras_nas.tuning.worker`, `cores // N` threads each); more can join
+from other machines (`keras-nas worker --chief HOST:PORT`) when it listens beyond loopback.
+The chief keeps everything a one-process search keeps: it decides when the budget allows no
+more trials, ranks every trial at successive halving's rungs, stores each finished trial's
+checkpoint and timings, and calls the search's trial-end listener (`summary.json`, progress)
+as each ends.
+
+Faults: a worker process here that dies is started again, and the trial it was running goes
+to the next worker that asks (a trial whose workers die twice fails); a worker elsewhere that
+stops beating for `WORKER_LOST_S` loses its trial the same way; a worker here that dies before
+its first trial stops the search with its log.
 
 ```python
 chief = Chief(tuner, workers=2, spec=spec, data=((x, y), (x_val, y_val)))
-chief.run()   # returns when every worker has left; the trials are in tuner.oracle
+chief.run()   # returns when the search has no trial left; the trials are in tuner.oracle
 ```
 """
 
 import collections
+import json
 import os
 import pickle
+import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -26,11 +35,14 @@ from concurrent import futures
 
 import grpc
 import keras_tuner
-import numpy as np
 
 from keras_nas import compat
 from keras_nas.tuning import records
-from keras_nas.tuning.worker import RUNG_METRIC, TIMINGS_FILE, write_deadline
+from keras_nas.tuning.protocol import (
+    CHANNEL_OPTIONS, CHUNK_BYTES, SERVICE, TOKEN_ENV, TokenCheck, arrays_to_bytes, check_listen,
+    decode_file, is_loopback)
+from keras_nas.tuning.tuner import CHECKPOINT_FILE
+from keras_nas.tuning.worker import RUNG_METRIC, TIMINGS_FILE
 
 OracleServicer, MESSAGES, add_servicer_to_server = compat.keras_tuner_oracle_service()
 Trial = keras_tuner.engine.trial.Trial
@@ -38,10 +50,14 @@ TrialStatus = keras_tuner.engine.trial.TrialStatus
 
 #: How often the chief looks at its workers.
 POLL_S = 0.25
+#: A worker that has not beaten for this long is lost (its trial goes to another worker).
+WORKER_LOST_S = 20.0
 #: Seconds a worker gets to leave after SIGTERM before SIGKILL.
 STOP_GRACE_S = 5.0
 #: The lines of a worker's log quoted when it fails.
 LOG_TAIL_LINES = 15
+#: The files of a trial's folder that workers may send.
+TRIAL_FILES = (CHECKPOINT_FILE, TIMINGS_FILE)
 
 
 class WorkerError(RuntimeError):
@@ -71,15 +87,13 @@ class _ChiefServicer(OracleServicer):
         super().__init__(chief.tuner.oracle)
         self.chief = chief
         self.lock = threading.RLock()
-        self.served = set()  # workers that have asked for a trial
 
     def CreateTrial(self, request, context):
         with self.lock:
-            self.served.add(request.tuner_id)
+            self.chief.seen(request.tuner_id, asked=True)
             if self.chief.stopping or self.chief.tuner.out_of_time():
                 self.chief.stopping = True
-                trial = Trial(self.oracle.get_space(),
-                                                       status=TrialStatus.STOPPED)
+                trial = Trial(self.oracle.get_space(), status=TrialStatus.STOPPED)
                 return MESSAGES.CreateTrialResponse(trial=trial.to_proto())
             return super().CreateTrial(request, context)
 
@@ -89,9 +103,8 @@ class _ChiefServicer(OracleServicer):
                 halving = self.chief.tuner.halving
                 stop = halving is not None and halving.judge(
                     int(request.step), float(request.metrics[RUNG_METRIC]))
-            trial = Trial(
-                self.oracle.get_space(), trial_id=request.trial_id,
-                status=TrialStatus.STOPPED if stop else TrialStatus.RUNNING)
+            trial = Trial(self.oracle.get_space(), trial_id=request.trial_id,
+                          status=TrialStatus.STOPPED if stop else TrialStatus.RUNNING)
             return MESSAGES.UpdateTrialResponse(trial=trial.to_proto())
         with self.lock:
             return super().UpdateTrial(request, context)
@@ -117,6 +130,54 @@ class _ChiefServicer(OracleServicer):
         with self.lock:
             return super().GetBestTrials(request, context)
 
+    # -- the keras_nas.Chief service (keras_nas.tuning.protocol) ---------------------------
+    def handler(self):
+        methods = {"Spec": grpc.unary_unary_rpc_method_handler(self.spec),
+                   "Data": grpc.unary_stream_rpc_method_handler(self.data),
+                   "Beat": grpc.unary_unary_rpc_method_handler(self.beat),
+                   "PutFile": grpc.unary_unary_rpc_method_handler(self.put_file),
+                   "GetFile": grpc.unary_unary_rpc_method_handler(self.get_file)}
+        return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+    def spec(self, request, context):
+        return self.chief.spec_bytes
+
+    def data(self, request, context):
+        content = self.chief.data_bytes
+        for start in range(0, len(content), CHUNK_BYTES):
+            yield content[start:start + CHUNK_BYTES]
+
+    def beat(self, request, context):
+        worker = str(json.loads(request).get("worker"))
+        with self.lock:
+            self.chief.seen(worker)
+            budget = self.chief.tuner.budget
+            deadline = budget.search_deadline() if budget is not None else None
+        return json.dumps({"search_deadline": records._plain(deadline)}).encode()
+
+    def _trial_file(self, message, context):
+        trial_id, name, content = decode_file(message)
+        if name not in TRIAL_FILES or trial_id not in self.oracle.trials:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"no file {name!r} of a trial {trial_id!r} here")
+        return os.path.join(self.chief.tuner.get_trial_dir(trial_id), name), content
+
+    def put_file(self, request, context):
+        with self.lock:
+            path, content = self._trial_file(request, context)
+            with open(path + ".part", "wb") as f:
+                f.write(content)
+            os.replace(path + ".part", path)
+        return b""
+
+    def get_file(self, request, context):
+        with self.lock:
+            path, _ = self._trial_file(request, context)
+            if not os.path.exists(path):
+                return b""
+            with open(path, "rb") as f:
+                return f.read()
+
 
 class Chief:
     """Runs a `NASTuner`'s trials in worker processes (see the module docstring).
@@ -124,39 +185,55 @@ class Chief:
     Args:
         tuner: the search's `NASTuner` (its oracle, budget, halving and trial-end listener
             are the chief's).
-        workers: how many worker processes.
+        workers: how many worker processes to start here.
         spec: what a worker needs besides the data, picklable (`Search._worker_spec`).
         data: `((x, y), (x_val, y_val))` numpy arrays.
-        threads: threads per worker (default: the cores shared out, at least 1).
-        folder: where the spec, data, deadline and worker logs go (default:
-            `<project>/workers`).
+        threads: threads per worker here (default: the cores shared out, at least 1).
+        listen: `"HOST:PORT"` to serve on (default: a free port on 127.0.0.1, this machine only).
+        token: the secret every worker presents (default: a fresh one; required with a
+            `listen` beyond loopback).
+        folder: where the worker logs go (default: `<project>/workers`).
     """
 
-    def __init__(self, tuner, workers, spec, data, threads=None, folder=None):
+    def __init__(self, tuner, workers, spec, data, threads=None, listen="127.0.0.1:0",
+                 token=None, folder=None):
+        self.host, self.port = check_listen(listen, token)
+        self.token = token or secrets.token_urlsafe(24)
         self.tuner = tuner
         self.workers = int(workers)
         self.threads = threads or threads_per_worker(self.workers)
         self.folder = folder or os.path.join(tuner.project_dir, "workers")
         self.spec = dict(spec)
         self.data = data
+        self.spec_bytes = self.data_bytes = b""
         self.stopping = False
         self.failure = None  # the oracle's "too many consecutive failures" error
         self.error = None  # anything else the chief's part of a trial's end raised
         self.crashes = collections.Counter()  # trial_id -> times its worker died on it
         self.restarts = 0
+        self.last_seen = {}  # worker id -> when it last called
+        self._asked = set()  # workers that have asked for a trial
         self._processes = {}
         self._servicer = _ChiefServicer(self)
 
     # -- the trials -----------------------------------------------------------------------
+    def seen(self, worker_id, asked=False):
+        self.last_seen[worker_id] = time.time()
+        if asked:
+            self._asked.add(worker_id)
+
     def end_trial(self, trial):
         """Ends a worker's trial in the oracle, then does what a one-process search does at
-        a trial's end (timings, listener, saved state, the workers' deadline)."""
+        a trial's end (timings, listener, saved state)."""
         oracle = self.tuner.oracle
         try:
             oracle.end_trial(trial)
         except RuntimeError as e:  # the oracle's limit of consecutive failed trials
             self.failure = e
             self.stopping = True
+            for worker_id, running in list(oracle.ongoing_trials.items()):
+                if running.trial_id == trial.trial_id:  # the oracle raised before this
+                    del oracle.ongoing_trials[worker_id]
         try:
             trial = oracle.trials[trial.trial_id]
             path = os.path.join(self.tuner.get_trial_dir(trial.trial_id), TIMINGS_FILE)
@@ -165,55 +242,52 @@ class Chief:
             if self.tuner.on_trial_end_callback is not None:
                 self.tuner.on_trial_end_callback(self.tuner, trial)
             self.tuner.save()
-            write_deadline(self.deadline_path, self.tuner.budget)
         except Exception as e:  # a bug of the chief's: stop the search and raise it there
             self.error = e
             self.stopping = True
 
-    def _fail_crashed_trial(self, trial, returncode):
-        trial.status = TrialStatus.FAILED
-        trial.message = (f"The worker processes running this trial died twice "
-                         f"(exit code {returncode}).")
-        self.end_trial(trial)
+    def _lose_worker(self, worker_id, why):
+        """A worker is gone: its trial goes to the next worker that asks, or fails if its
+        workers died on it twice."""
+        with self._servicer.lock:
+            self.last_seen.pop(worker_id, None)
+            trial = self.tuner.oracle.ongoing_trials.get(worker_id)
+            if trial is None:
+                return
+            self.crashes[trial.trial_id] += 1
+            if self.crashes[trial.trial_id] < 2:
+                compat.requeue_trial(self.tuner.oracle, worker_id)
+                return
+            failed = Trial(trial.hyperparameters, trial_id=trial.trial_id,
+                           status=TrialStatus.FAILED)
+            failed.message = f"The workers running this trial died twice (the last: {why})."
+            self.end_trial(failed)
 
-    # -- the processes --------------------------------------------------------------------
-    @property
-    def deadline_path(self):
-        return os.path.join(self.folder, "deadline.json")
-
+    # -- the processes here ----------------------------------------------------------------
     def _log_path(self, worker_id):
         return os.path.join(self.folder, f"{worker_id}.log")
 
     def _prepare(self):
-        """Writes what the workers read: the data, the spec and the deadline."""
+        """What the workers ask for: the spec and the data."""
         os.makedirs(self.folder, exist_ok=True)
+        self.spec_bytes = pickle.dumps(dict(self.spec, halving=self.tuner.halving))
         (x, y), (x_val, y_val) = self.data
-        data_path = os.path.join(self.folder, "data.npz")
-        np.savez(data_path, x=x, y=y, x_val=x_val, y_val=y_val)
-        spec = dict(self.spec, halving=self.tuner.halving, data=data_path,
-                    deadline=self.deadline_path,
-                    chief_pid=os.getpid(), directory=os.path.abspath(self.tuner.directory),
-                    project_name=self.tuner.project_name)
-        spec_path = os.path.join(self.folder, "spec.pkl")
-        with open(spec_path, "wb") as f:
-            pickle.dump(spec, f)
-        write_deadline(self.deadline_path, self.tuner.budget)
-        return spec_path
+        self.data_bytes = arrays_to_bytes(x=x, y=y, x_val=x_val, y_val=y_val)
 
-    def _start(self, worker_id, spec_path, port):
+    def _start(self, worker_id):
         env = dict(os.environ)
-        env.update(KERASTUNER_TUNER_ID=worker_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-                   KERASTUNER_ORACLE_PORT=str(port), TF_NUM_INTRAOP_THREADS=str(self.threads),
-                   OMP_NUM_THREADS=str(self.threads), TF_CPP_MIN_LOG_LEVEL="3",
-                   # The chief's import path, so a space defined beside the caller's script
-                   # unpickles in the worker.
-                   PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        env.update({TOKEN_ENV: self.token, "TF_NUM_INTRAOP_THREADS": str(self.threads),
+                    "OMP_NUM_THREADS": str(self.threads), "TF_CPP_MIN_LOG_LEVEL": "3",
+                    # The chief's import path, so a space defined beside the caller's script
+                    # unpickles in the worker.
+                    "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
         if self.threads == 1:
             env["TF_NUM_INTEROP_THREADS"] = "1"
+        command = [sys.executable, "-m", "keras_nas.tuning.worker",
+                   "--chief", f"127.0.0.1:{self.port}", "--id", worker_id]
         with open(self._log_path(worker_id), "ab") as log:
             self._processes[worker_id] = subprocess.Popen(
-                [sys.executable, "-m", "keras_nas.tuning.worker", spec_path], env=env,
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def _log_tail(self, worker_id):
         try:
@@ -223,57 +297,73 @@ class Chief:
             return "(no log)"
         return "\n".join(lines[-LOG_TAIL_LINES:])
 
-    def _on_exit(self, worker_id, returncode, spec_path, port):
-        """A worker left: done, or started again (its trial rerun, or failed after two deaths)."""
-        if returncode == 0 or self.stopping:
+    def _on_exit(self, worker_id, returncode):
+        """A worker here left: done, or started again (its trial to the next worker)."""
+        if returncode == 0:
             return
-        if worker_id not in self._servicer.served:
+        if worker_id not in self._asked:
             raise WorkerError(
                 f"The worker process {worker_id} exited (code {returncode}) before its first "
                 f"trial. The end of its log ({self._log_path(worker_id)}):\n"
                 f"{self._log_tail(worker_id)}")
-        with self._servicer.lock:
-            trial = self.tuner.oracle.ongoing_trials.get(worker_id)
-            if trial is not None:
-                self.crashes[trial.trial_id] += 1
-                if self.crashes[trial.trial_id] >= 2:
-                    self._fail_crashed_trial(trial, returncode)
+        self._lose_worker(worker_id, f"{worker_id} exited with code {returncode}")
+        if self.stopping:
+            return
         self.restarts += 1
         if self.restarts > 2 * self.workers + 2:
             raise WorkerError(
                 f"Worker processes died {self.restarts} times; the last, {worker_id} (code "
                 f"{returncode}), logged:\n{self._log_tail(worker_id)}")
-        self._start(worker_id, spec_path, port)
+        self._start(worker_id)
+
+    def _lose_silent_workers(self):
+        """Workers elsewhere that stopped beating lose their trials."""
+        now = time.time()
+        for worker_id, when in list(self.last_seen.items()):
+            if worker_id not in self._processes and now - when > WORKER_LOST_S:
+                self._lose_worker(worker_id, f"{worker_id} silent for {now - when:.0f} s")
+
+    def _finished(self):
+        with self._servicer.lock:
+            return not self._processes and not self.tuner.oracle.ongoing_trials
+
+    def serve(self):
+        """Starts serving the oracle and the workers' requests; returns the gRPC server."""
+        self._prepare()
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1),
+                             interceptors=[TokenCheck(self.token)], options=CHANNEL_OPTIONS)
+        add_servicer_to_server(self._servicer, server)
+        server.add_generic_rpc_handlers((self._servicer.handler(),))
+        self.port = server.add_insecure_port(f"{self.host}:{self.port}")
+        server.start()
+        if not is_loopback(self.host):
+            print(f"keras-nas: serving the search on {self.host}:{self.port}; workers on other "
+                  f"machines join with: KERAS_NAS_TOKEN=<the token> keras-nas worker --chief "
+                  f"{socket.getfqdn()}:{self.port}", flush=True)
+        return server
 
     def run(self):
-        """Serves the oracle and supervises the workers until all have left.
+        """Serves the oracle and supervises the workers until no trial is left.
 
         Raises the oracle's `RuntimeError` when too many trials in a row failed, and
         `WorkerError` when the workers cannot run."""
         self.tuner.on_search_begin()
-        spec_path = self._prepare()
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-        add_servicer_to_server(self._servicer, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
+        server = self.serve()
         try:
             for i in range(self.workers):
-                self._start(f"worker{i}", spec_path, port)
-            while self._processes:
+                self._start(f"worker{i}")
+            while not self._finished():
                 time.sleep(POLL_S)
                 for worker_id, process in list(self._processes.items()):
                     if process.poll() is not None:
                         del self._processes[worker_id]
-                        self._on_exit(worker_id, process.returncode, spec_path, port)
+                        self._on_exit(worker_id, process.returncode)
+                self._lose_silent_workers()
                 if self.error is not None:
                     raise self.error
         finally:
             self._stop_workers()
             server.stop(grace=None)
-            for name in ("data.npz", "spec.pkl"):
-                path = os.path.join(self.folder, name)
-                if os.path.exists(path):
-                    os.remove(path)
         self.tuner.on_search_end()
         if self.failure is not None:
             raise self.failure

@@ -23,6 +23,10 @@ from keras_nas.tuning.training_state import BuildTrainingState
 from keras_nas.tuning.trial_checkpoint import BestEpochWeights, restore_checkpoint, write_checkpoint
 
 
+#: A trial's best-epoch weights, in its trial folder.
+CHECKPOINT_FILE = "checkpoint.weights.npz"
+
+
 class NASTuner(keras_tuner.Tuner):
     """The KerasTuner `Tuner` of a keras-nas search.
 
@@ -248,7 +252,7 @@ class NASTuner(keras_tuner.Tuner):
         return model
 
     def _get_checkpoint_fname(self, trial_id):
-        return os.path.join(self.get_trial_dir(trial_id), "checkpoint.weights.npz")
+        return os.path.join(self.get_trial_dir(trial_id), CHECKPOINT_FILE)
 
     def load_model(self, trial):
         """The trial's model with the weights of its best epoch."""

@@ -1,81 +1,105 @@
-"""A worker process of a parallel search: it trains the trials the chief's oracle hands out.
+"""A worker of a parallel search: it trains the trials the chief's oracle hands out.
 
-`Search(workers=N)` starts N of these (`keras_nas.tuning.chief`), each as
+`Search(workers=N)` starts N of these on its own machine (`keras_nas.tuning.chief`), and
+`keras-nas worker --chief HOST:PORT` joins a search from another machine; both run
 
 ```
-KERASTUNER_TUNER_ID=worker0 KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=PORT \\
-    python -m keras_nas.tuning.worker FOLDER/spec.pkl
+KERAS_NAS_TOKEN=<token> python -m keras_nas.tuning.worker --chief HOST:PORT [--id NAME]
 ```
 
-A worker is a KerasTuner worker (its oracle is a client of the chief's, over KerasTuner's gRPC
-service) running `WorkerTuner`: a `NASTuner` whose search state lives with the chief, so
+A worker asks the chief for the search's settings and data (`keras_nas.tuning.protocol`), then
+is a KerasTuner worker (its oracle a client of the chief's, over KerasTuner's gRPC service)
+running `WorkerTuner`: a `NASTuner` whose search state lives with the chief, so
 - successive halving asks the chief at each rung (`RUNG_METRIC`), which ranks the value among
   every worker's trials;
-- the time budget is the chief's deadline, read from the file the chief rewrites whenever
-  its reserves change (`SharedDeadline`);
-- a trial's timings are written beside its checkpoint (`TIMINGS_FILE`) for the chief's
-  `summary.json`, before the trial ends;
-- when the chief's process is gone, the worker exits instead of waiting for it.
+- the time budget is the chief's deadline, which the worker's heartbeat brings back
+  (`ChiefWatch`, every `BEAT_S`);
+- a trial's checkpoint and timings go to the chief's trial folder before the trial ends;
+- when the chief has not answered for `CHIEF_LOST_S`, the worker exits instead of waiting.
 """
 
+import argparse
 import math
 import os
-import pickle
+import shutil
+import socket
 import sys
+import tempfile
 import threading
 import time
 
 import keras_tuner
 
+from keras_nas import compat
 from keras_nas.tuning import records
-from keras_nas.tuning.tuner import NASTuner, quiet_dead_edges
+from keras_nas.tuning.protocol import (
+    CONNECT_TIMEOUT_S, TOKEN_ENV, ChiefLink, ChiefUnreachable)
+from keras_nas.tuning.tuner import CHECKPOINT_FILE, NASTuner, quiet_dead_edges
 
 #: The metric name of a rung query: `update_trial(trial_id, {RUNG_METRIC: value}, step=epochs)`
 #: asks the chief whether the trial goes on; the chief answers with status "STOPPED" or
 #: "RUNNING" and records nothing in the trial.
 RUNG_METRIC = "keras_nas/rung"
-#: A trial's timings, in its trial folder, written by the worker that ran it.
+#: A trial's timings, in its trial folder (written by the worker that ran it).
 TIMINGS_FILE = "timings.json"
-#: How often a worker checks that the chief's process still runs.
-ORPHAN_CHECK_S = 2.0
+#: Seconds between a worker's heartbeats.
+BEAT_S = 1.0
+#: A worker whose chief has not answered for this long exits.
+CHIEF_LOST_S = 10.0
 
 
-class SharedDeadline:
-    """The chief's search deadline for a worker: `TimeBudget`'s queries, answered from the
-    JSON file (`{"search_deadline": t}`, null for none) the chief rewrites.
+class ChiefWatch:
+    """A worker's heartbeat: tells the chief it lives, keeps the chief's deadline, and ends the
+    process when the chief is gone. It is the worker's budget (`TimeBudget`'s queries).
 
-    Example: `SharedDeadline("results/search/workers/deadline.json").search_left()`.
+    Example: `watch = ChiefWatch(link, "worker0").start(); watch.search_left()`.
     """
 
-    def __init__(self, path, clock=time.time, reread_s=0.5):
-        self.path = path
+    def __init__(self, link, worker_id, clock=time.time, lost_s=CHIEF_LOST_S):
+        self.link = link
+        self.worker_id = worker_id
         self.clock = clock
-        self.reread_s = reread_s
+        self.lost_s = lost_s
         self._deadline = math.inf
-        self._read_at = -math.inf
+        self._answered = clock()
+
+    def beat(self):
+        """One heartbeat; True if the chief answered."""
+        try:
+            deadline = self.link.beat(self.worker_id, timeout=max(BEAT_S, 1.0) * 2)
+        except ChiefUnreachable:
+            return False
+        self._deadline = math.inf if deadline is None else float(deadline)
+        self._answered = self.clock()
+        return True
+
+    def chief_lost(self):
+        return self.clock() - self._answered > self.lost_s
+
+    def start(self):
+        self.beat()
+
+        def loop():
+            while True:
+                time.sleep(BEAT_S)
+                if not self.beat() and self.chief_lost():
+                    print(f"keras-nas worker: the chief at {self.link.address} has not answered "
+                          f"for {self.lost_s:.0f} s; it is gone, exiting.", file=sys.stderr,
+                          flush=True)
+                    os._exit(3)
+
+        threading.Thread(target=loop, daemon=True, name="chief-watch").start()
+        return self
 
     def search_deadline(self):
-        now = self.clock()
-        if now - self._read_at >= self.reread_s:
-            self._read_at = now
-            try:
-                found = records.read_json(self.path).get("search_deadline")
-                self._deadline = math.inf if found is None else float(found)
-            except (OSError, ValueError):
-                pass  # being replaced this instant: keep the last value
         return self._deadline
 
     @property
     def limited(self):
-        return math.isfinite(self.search_deadline())
+        return math.isfinite(self._deadline)
 
     def search_left(self):
-        return self.search_deadline() - self.clock()
-
-
-def write_deadline(path, budget):
-    """Writes `budget`'s search deadline where the workers' `SharedDeadline` reads it."""
-    records.write_json(path, {"search_deadline": budget.search_deadline()})
+        return self._deadline - self.clock()
 
 
 class _ChiefJudge:
@@ -95,7 +119,16 @@ class _ChiefJudge:
 
 
 class WorkerTuner(NASTuner):
-    """`NASTuner` in a worker process: the chief keeps the budget and successive halving."""
+    """`NASTuner` in a worker: the chief keeps the budget, the halving and the trial files.
+
+    Args:
+        link: the `ChiefLink` to the chief.
+        *args, **kwargs: as for `NASTuner`.
+    """
+
+    def __init__(self, link, *args, **kwargs):
+        self.link = link
+        super().__init__(*args, **kwargs)
 
     def pre_create_trial(self):
         """Nothing: the chief stops handing out trials when the budget runs out."""
@@ -104,11 +137,25 @@ class WorkerTuner(NASTuner):
         judge = _ChiefJudge(self.oracle, trial.trial_id, self.halving.rungs)
         return self.halving.callback(self._epoch_objective(), judge=judge)
 
+    def run_trial(self, trial, *args, **kwargs):
+        earlier = trial.hyperparameters.values.get("tuner/trial_id")
+        if earlier is not None:  # Hyperband continues an earlier trial: fetch its weights
+            path = self._get_checkpoint_fname(earlier)
+            content = self.link.get_file(earlier, CHECKPOINT_FILE)
+            if content is not None and not os.path.exists(path):
+                with open(path, "wb") as f:
+                    f.write(content)
+        return super().run_trial(trial, *args, **kwargs)
+
     def on_trial_end(self, trial):
         timing = self.timings.setdefault(trial.trial_id, {})
         timing.update(ended=time.time(), worker=self.tuner_id)
-        records.write_json(os.path.join(self.get_trial_dir(trial.trial_id), TIMINGS_FILE),
-                           timing)
+        path = os.path.join(self.get_trial_dir(trial.trial_id), TIMINGS_FILE)
+        records.write_json(path, timing)
+        for path in (self._get_checkpoint_fname(trial.trial_id), path):
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    self.link.put_file(trial.trial_id, os.path.basename(path), f.read())
         super().on_trial_end(trial)
 
 
@@ -126,51 +173,66 @@ class _ChiefOracleStandIn(keras_tuner.Oracle):
         """Nothing: the state is the chief's."""
 
 
-def _exit_when_orphaned(chief_pid):
-    """Ends this process when the chief's is gone, now or later (KerasTuner's client would
-    otherwise wait for it for an hour)."""
-    def check():
-        if os.getppid() != chief_pid:
-            print(f"keras-nas worker: the chief (process {chief_pid}) is gone; exiting.",
-                  file=sys.stderr, flush=True)
-            os._exit(3)
-
-    def watch():
-        while True:
-            time.sleep(ORPHAN_CHECK_S)
-            check()
-
-    check()
-    threading.Thread(target=watch, daemon=True, name="orphan-watch").start()
+def default_worker_id():
+    """A name unique among the workers of a search: host and process (never "chief", which
+    KerasTuner reserves)."""
+    return f"worker-{socket.gethostname()}-{os.getpid()}".replace("chief", "chf")
 
 
-def run(spec_path):
-    """Trains the chief's trials until it has none left (the worker process' work)."""
-    with open(spec_path, "rb") as f:
-        spec = pickle.load(f)
-    _exit_when_orphaned(spec["chief_pid"])
-    import numpy as np
+def run(address, token, worker_id=None, connect_timeout=CONNECT_TIMEOUT_S):
+    """Trains the chief's trials until it has none left.
 
+    Raises `ChiefUnreachable` (one line) when the chief does not answer within
+    `connect_timeout` seconds or refuses the token.
+
+    Example: `run("10.0.0.5:7000", token)` (what `keras-nas worker` does).
+    """
+    if ":" not in address:
+        raise ValueError(f"`--chief` must be HOST:PORT, got {address!r}.")
+    worker_id = worker_id or default_worker_id()
+    if "chief" in worker_id:
+        raise ValueError(f"A worker's name must not contain 'chief', got {worker_id!r}.")
+    link = ChiefLink(address, token)
+    spec = link.spec(timeout=connect_timeout)
+    watch = ChiefWatch(link, worker_id).start()
+    (x, y), validation = link.data()
     from keras_nas.search import SCHEDULES
 
-    with np.load(spec["data"]) as arrays:
-        x, y = arrays["x"], arrays["y"]
-        validation = (arrays["x_val"], arrays["y_val"])
-    tuner = WorkerTuner(
-        _ChiefOracleStandIn(objective=spec["objective"], max_trials=1), spec["space"],
-        seed=spec["seed"], budget=SharedDeadline(spec["deadline"]), halving=spec["halving"],
-        schedule=SCHEDULES[spec["schedule"]], hardware=spec["hardware"],
-        latency_predictor=spec["latency_predictor"], latency_device=spec["latency_device"],
-        reward=spec["reward"], directory=spec["directory"], project_name=spec["project_name"],
-        overwrite=False)
-    with quiet_dead_edges():
-        tuner.search(x, y, validation_data=validation, epochs=spec["epochs"],
-                     batch_size=spec["batch_size"], callbacks=list(spec["callbacks"]),
-                     verbose=spec["verbose"])
+    host, port = address.rsplit(":", 1)
+    os.environ.update(KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=port,
+                      KERASTUNER_TUNER_ID=worker_id)
+    scratch = tempfile.mkdtemp(prefix="keras-nas-worker-")
+    try:
+        tuner = WorkerTuner(
+            link, _ChiefOracleStandIn(objective=spec["objective"], max_trials=1),
+            spec["space"], seed=spec["seed"], budget=watch, halving=spec["halving"],
+            schedule=SCHEDULES[spec["schedule"]], hardware=spec["hardware"],
+            latency_predictor=spec["latency_predictor"], latency_device=spec["latency_device"],
+            reward=spec["reward"], directory=scratch, project_name="search", overwrite=False)
+        compat.send_oracle_calls_through(tuner.oracle, link.channel)
+        with quiet_dead_edges():
+            tuner.search(x, y, validation_data=validation, epochs=spec["epochs"],
+                         batch_size=spec["batch_size"], callbacks=list(spec["callbacks"]),
+                         verbose=spec["verbose"])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_nas.tuning.worker",
+        description="A worker of a keras-nas search (started by Search(workers=N)).")
+    parser.add_argument("--chief", required=True, help="HOST:PORT of the chief")
+    parser.add_argument("--id", default=None, help="this worker's name (default: host-pid)")
+    parser.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S)
+    args = parser.parse_args(argv)
+    try:
+        run(args.chief, os.environ.get(TOKEN_ENV, ""), args.id, args.connect_timeout)
+    except (ChiefUnreachable, ValueError) as e:
+        print(f"keras-nas worker: {e}", file=sys.stderr, flush=True)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m keras_nas.tuning.worker SPEC.pkl "
-                 "(started by keras_nas.Search(workers=N))")
-    run(sys.argv[1])
+    sys.exit(main())
