@@ -106,55 +106,66 @@ CHIEF_SCRIPT = textwrap.dedent("""
     import keras_nas
     from keras_nas import data
     (x, y), _ = data.load_digits()
-    keras_nas.Search(space="cell", strategy="random", max_trials=4, epochs=2, seed=0,
+    keras_nas.Search(space="cell", strategy="random", max_trials=8, epochs=3, seed=0,
                      directory=sys.argv[1], space_kwargs=dict(channels=4, cells_per_stage=1),
-                     verbose=0, workers=2, final_model="checkpoint").fit(
+                     verbose=0, workers=1, listen=sys.argv[2], token="secret",
+                     final_model="checkpoint").fit(
         x[:300], y[:300], validation_data=(x[300:400], y[300:400]))
 """)
 
 
-def _completed(summary_path):
+def _trials(summary_path):
     try:
-        trials = json.loads(Path(summary_path).read_text())["trials"]
+        return json.loads(Path(summary_path).read_text())["trials"]
     except (OSError, ValueError, KeyError):
         return []
-    return [t for t in trials if t["status"] == "COMPLETED"]
 
 
 @pytest.mark.slow
-def test_workers_leave_when_the_chief_is_killed_and_the_same_command_resumes(tmp_path):
+def test_a_worker_joins_from_elsewhere_workers_leave_a_killed_chief_and_the_search_resumes(
+        tmp_path):
     script = tmp_path / "chief.py"
     script.write_text(CHIEF_SCRIPT.format(root=str(ROOT)))
-    command = [sys.executable, str(script), str(tmp_path / "results")]
+    address = f"127.0.0.1:{_free_port()}"
+    command = [sys.executable, str(script), str(tmp_path / "results"), address]
     summary = tmp_path / "results" / "search" / "summary.json"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     chief = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
+    # A worker that the chief did not start, as on another machine: the command line.
+    joined = subprocess.Popen(
+        [sys.executable, "-m", "keras_nas_cli", "worker", "--chief", address, "--id", "remote0"],
+        env=dict(env, KERAS_NAS_TOKEN="secret"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 240
-        while not _completed(summary) and time.time() < deadline and chief.poll() is None:
+        while time.time() < deadline and chief.poll() is None and not {
+                t.get("worker") for t in _trials(summary)} >= {"worker0", "remote0"}:
             time.sleep(0.2)
-        workers = _worker_processes(chief.pid)
-        assert _completed(summary) and len(workers) == 2, chief.stdout.read()[-3000:]
+        assert {t.get("worker") for t in _trials(summary)} >= {"worker0", "remote0"}, (
+            chief.stdout.read()[-3000:] if chief.poll() is not None else "")
+        here = _worker_processes(chief.pid)
+        assert list(here) == ["worker0"]
         chief.send_signal(signal.SIGKILL)
         chief.wait(timeout=10)
         # Unanswered, each worker gives its chief up after CHIEF_LOST_S and exits.
-        left_by = time.time() + CHIEF_LOST_S + 15
-        while time.time() < left_by and any(os.path.exists(f"/proc/{p}") and
-                                            _is_running(p) for p in workers.values()):
+        pids = [here["worker0"], joined.pid]
+        left_by = time.time() + CHIEF_LOST_S + 20
+        while time.time() < left_by and any(_is_running(p) for p in pids):
             time.sleep(0.2)
-        assert not any(_is_running(p) for p in workers.values())
+        assert not any(_is_running(p) for p in pids)
+        out = joined.communicate(timeout=10)[0]
+        assert joined.returncode == 3 and "has not answered" in out and "is gone" in out, out
     finally:
-        if chief.poll() is None:
-            chief.kill()
-    log = (tmp_path / "results" / "search" / "workers" / "worker0.log").read_text()
-    assert "the chief" in log and "is gone" in log
-    # The same command again resumes: it finishes the 4 trials without redoing the done ones.
-    done_before = {t["trial_id"] for t in _completed(summary)}
+        for process in (chief, joined):
+            if process.poll() is None:
+                process.kill()
+    # The same command again resumes: it finishes the trials without redoing the done ones.
+    done_before = {t["trial_id"] for t in _trials(summary) if t["status"] == "COMPLETED"}
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
-    trials = json.loads(summary.read_text())["trials"]
-    assert [t["number"] for t in trials] == [0, 1, 2, 3]
+    trials = _trials(summary)
+    assert [t["number"] for t in trials] == list(range(8))
     assert all(t["status"] == "COMPLETED" for t in trials)
     assert done_before <= {t["trial_id"] for t in trials}
 
