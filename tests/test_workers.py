@@ -348,3 +348,19 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_hyperband_continues_trials_from_checkpoints_the_chief_holds(digits, tmp_path):
+    """Hyperband's later rounds start from an earlier trial's weights, which another worker
+    process may have trained: the worker fetches them from the chief."""
+    (x, y), val = digits
+    s = _search(tmp_path, strategy="hyperband", epochs=3, max_trials=None)
+    s.fit(x, y, validation_data=val)
+    trials = s.trials
+    continued = [t for t in trials if t["hyperparameters"].get("tuner/trial_id")]
+    assert continued and all(t["status"] == "COMPLETED" for t in trials)
+    for t in continued:  # each started from the earlier trial's weights, wherever trained
+        earlier = t["hyperparameters"]["tuner/trial_id"]
+        assert t["continued_from"] == earlier and t["hyperparameters"]["tuner/initial_epoch"] > 0
+        assert (tmp_path / "search" / f"trial_{earlier}" / CHECKPOINT_FILE).exists()

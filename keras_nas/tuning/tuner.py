@@ -152,6 +152,7 @@ class NASTuner(keras_tuner.Tuner):
             past = self._get_checkpoint_fname(hp.values["tuner/trial_id"])
             if os.path.exists(past):
                 restore_checkpoint(model, past, optimizer=True)
+                self.timings[trial.trial_id]["continued_from"] = hp.values["tuner/trial_id"]
         built = time.perf_counter()
         hardware = None
         if self.hardware is not None:
