@@ -82,6 +82,17 @@ _non_negative_int = _number(int, 0, inclusive=True)
 _positive_float = _number(float, 0, inclusive=False)
 
 
+def _workers(text):
+    """`--workers`: `auto` or an integer >= 1."""
+    if text == "auto":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 1 or auto, got {text!r}") from None
+
+
 def build_parser():
     """The `keras-nas` argument parser (imports nothing heavy)."""
     parser = _Parser(prog="keras-nas", description="Neural architecture search for Keras.")
@@ -132,9 +143,10 @@ def build_parser():
                    metavar="OBJECTIVE",
                    help=f"{', '.join(LATENCY_OBJECTIVES)}: how accuracy and latency combine "
                         "(default: mnasnet, ACC*(LAT/T)^-0.07)")
-    s.add_argument("--workers", type=_positive_int, default=1,
+    s.add_argument("--workers", type=_workers, default="auto",
                    help="trials trained at once, each in its own process with the cores "
-                        "shared out (default: 1, in this process)")
+                        "shared out (default: auto, one per core for a --max-time of 60 s "
+                        "or more, else 1)")
     s.add_argument("--listen", default=None, metavar="HOST:PORT",
                    help="serve the search to workers on other machines too (they join with "
                         "`keras-nas worker --chief HOST:PORT`); needs --token")

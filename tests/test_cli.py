@@ -60,7 +60,7 @@ def test_console_script_runs_and_prints_only_its_own_lines(tmp_path):
     (["search", "--strategy", "nope"], "argument --strategy: invalid choice: 'nope'"),
     (["search", "--max-trials", "0"], "argument --max-trials: expected an integer >= 1"),
     (["search", "--max-time", "-5"], "argument --max-time: expected a number > 0"),
-    (["search", "--workers", "0"], "argument --workers: expected an integer >= 1"),
+    (["search", "--workers", "0"], "argument --workers: expected an integer >= 1 or auto"),
     (["search", "--dataset", "not_a_dataset_name"], "Unknown --dataset 'not_a_dataset_name'"),
     (["search", "--dataset", "{tmp}/missing.npz"], "--dataset '{tmp}/missing.npz' is not a file"),
     (["search", "--space", "mobilenet", "--channels", "4"], "--channels applies to the cell"),
@@ -88,7 +88,7 @@ def test_search_without_max_trials_gets_the_default_time_budget(argv, max_time, 
     monkeypatch.setitem(cli.COMMANDS, "search", lambda args: seen.append(args) or 0)
     assert cli.main(["search", *argv]) == 0
     assert seen[0].max_time == max_time
-    assert seen[0].workers == 1  # trials in this process unless --workers says otherwise
+    assert seen[0].workers == "auto"  # worker processes only where they measured faster
 
 
 def test_help_and_argument_errors_do_not_import_tensorflow():

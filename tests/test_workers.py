@@ -186,8 +186,8 @@ _SpaceFromMain.__module__ = "__main__"  # as a class defined in the user's scrip
 
 
 @pytest.mark.parametrize("kwargs, data_kind, error, words", [
-    (dict(workers=0), "arrays", ValueError, "`workers` must be a positive integer"),
-    (dict(workers="2"), "arrays", TypeError, "`workers` must be a positive integer"),
+    (dict(workers=0), "arrays", ValueError, "`workers` must be a positive integer or .auto."),
+    (dict(workers="2"), "arrays", TypeError, "`workers` must be a positive integer or .auto."),
     (dict(), "dataset", ValueError, "`x`: `workers`=2 takes numpy arrays"),
     (dict(space=_SpaceFromMain(**TINY), space_kwargs=None), "arrays", ValueError,
      "`space`: with `workers`=2 its class must come from a module"),
@@ -364,3 +364,27 @@ def test_hyperband_continues_trials_from_checkpoints_the_chief_holds(digits, tmp
         earlier = t["hyperparameters"]["tuner/trial_id"]
         assert t["continued_from"] == earlier and t["hyperparameters"]["tuner/initial_epoch"] > 0
         assert (tmp_path / "search" / f"trial_{earlier}" / CHECKPOINT_FILE).exists()
+
+
+@pytest.mark.parametrize("settings, cores, expected", [
+    (dict(max_time=300), 2, 2),
+    (dict(max_time=300), 16, 8),                          # at most AUTO_MAX_WORKERS
+    (dict(max_time=300), 1, 1),                           # one core: nothing to share out
+    (dict(), 2, 1),                                       # no time budget
+    (dict(max_time=30), 2, 1),                            # start-up would eat the budget
+    (dict(max_time=300, strategy="spos"), 2, 1),          # one-shot: one supernet
+    (dict(max_time=300, latency_ms=5.0), 2, 1),           # latency timed here
+    (dict(max_time=300, space=_SpaceFromMain(**TINY), space_kwargs=None), 2, 1),
+    (dict(max_time=300, workers=1), 2, 1),                # what the user says wins
+    (dict(workers=3), 2, 3),
+])
+def test_auto_workers_where_they_measured_faster(digits, monkeypatch, settings, cores,
+                                                 expected):
+    monkeypatch.setattr("keras_nas.tuning.chief.available_cores", lambda: cores)
+    settings = {"space_kwargs": TINY, **settings}
+    s = keras_nas.Search(**settings)
+    s.data = data.prepare(*digits[0], validation_data=digits[1], seed=0)
+    s._size_space()
+    if s.workers is None:
+        assert (s._auto_workers(None) is not None) == (expected > 1)
+    assert s.workers == expected and s.parallel == (expected > 1)
