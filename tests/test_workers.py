@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import types
 from pathlib import Path
@@ -321,6 +322,26 @@ def test_only_workers_with_the_token_are_served(tmp_path):
             client.stub.GetSpace(MESSAGES.GetSpaceRequest(), timeout=10)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
+        server.stop(grace=None)
+
+
+def test_heartbeats_are_answered_while_a_long_oracle_call_runs(tmp_path):
+    """A Bayesian oracle may compute for seconds in `create_trial` on a busy machine; the
+    workers' heartbeats must not wait for it, or they take the chief for gone."""
+    chief = _chief(tmp_path)
+    server = chief.serve()
+    busy = threading.Thread(target=lambda: (chief._servicer.lock.acquire(), time.sleep(3),
+                                            chief._servicer.lock.release()))
+    try:
+        busy.start()
+        time.sleep(0.2)
+        link = ChiefLink(f"127.0.0.1:{chief.port}", chief.token)
+        started = time.time()
+        assert link.beat("worker0", timeout=2) == pytest.approx(
+            chief.tuner.budget.search_deadline())
+        assert time.time() - started < 1.5
+    finally:
+        busy.join()
         server.stop(grace=None)
 
 

@@ -48,6 +48,8 @@ OracleServicer, MESSAGES, add_servicer_to_server = compat.keras_tuner_oracle_ser
 Trial = keras_tuner.engine.trial.Trial
 TrialStatus = keras_tuner.engine.trial.TrialStatus
 
+#: Threads serving the workers' calls.
+SERVER_THREADS = 8
 #: How often the chief looks at its workers.
 POLL_S = 0.25
 #: A worker that has not beaten for this long is lost (its trial goes to another worker).
@@ -148,11 +150,11 @@ class _ChiefServicer(OracleServicer):
             yield content[start:start + CHUNK_BYTES]
 
     def beat(self, request, context):
-        worker = str(json.loads(request).get("worker"))
-        with self.lock:
-            self.chief.seen(worker)
-            budget = self.chief.tuner.budget
-            deadline = budget.search_deadline() if budget is not None else None
+        # Without the lock: a heartbeat must be answered while another call holds it (a
+        # Bayesian oracle's `create_trial` can compute for seconds on a busy machine).
+        self.chief.seen(str(json.loads(request).get("worker")))
+        budget = self.chief.tuner.budget
+        deadline = budget.search_deadline() if budget is not None else None
         return json.dumps({"search_deadline": records._plain(deadline)}).encode()
 
     def _trial_file(self, message, context):
@@ -330,7 +332,9 @@ class Chief:
     def serve(self):
         """Starts serving the oracle and the workers' requests; returns the gRPC server."""
         self._prepare()
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1),
+        # Threads enough that heartbeats and file transfers never wait behind a long oracle
+        # call; the oracle's own calls still run one at a time (`_ChiefServicer.lock`).
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=SERVER_THREADS),
                              interceptors=[TokenCheck(self.token)], options=CHANNEL_OPTIONS)
         add_servicer_to_server(self._servicer, server)
         server.add_generic_rpc_handlers((self._servicer.handler(),))

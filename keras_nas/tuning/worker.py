@@ -45,7 +45,7 @@ TIMINGS_FILE = "timings.json"
 #: Seconds between a worker's heartbeats.
 BEAT_S = 1.0
 #: A worker whose chief has not answered for this long exits.
-CHIEF_LOST_S = 10.0
+CHIEF_LOST_S = 20.0
 
 
 class ChiefWatch:
