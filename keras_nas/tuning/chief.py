@@ -96,8 +96,12 @@ class _ChiefServicer(OracleServicer):
             if self.chief.stopping or self.chief.tuner.out_of_time():
                 self.chief.stopping = True
                 trial = Trial(self.oracle.get_space(), status=TrialStatus.STOPPED)
-                return MESSAGES.CreateTrialResponse(trial=trial.to_proto())
-            return super().CreateTrial(request, context)
+                answer = MESSAGES.CreateTrialResponse(trial=trial.to_proto())
+            else:
+                answer = super().CreateTrial(request, context)
+            if Trial.from_proto(answer.trial).status == TrialStatus.STOPPED:
+                self.chief.done_workers.add(request.tuner_id)  # it leaves now
+            return answer
 
     def UpdateTrial(self, request, context):
         if RUNG_METRIC in request.metrics:
@@ -215,6 +219,7 @@ class Chief:
         self.restarts = 0
         self.last_seen = {}  # worker id -> when it last called
         self._asked = set()  # workers that have asked for a trial
+        self.done_workers = set()  # workers told that no trial is left
         self._processes = {}
         self._servicer = _ChiefServicer(self)
 
@@ -326,8 +331,11 @@ class Chief:
                 self._lose_worker(worker_id, f"{worker_id} silent for {now - when:.0f} s")
 
     def _finished(self):
+        """No trial is running and every worker here has been told none is left (the final
+        model need not wait for their processes to exit)."""
         with self._servicer.lock:
-            return not self._processes and not self.tuner.oracle.ongoing_trials
+            return (set(self._processes) <= self.done_workers
+                    and not self.tuner.oracle.ongoing_trials)
 
     def serve(self):
         """Starts serving the oracle and the workers' requests; returns the gRPC server."""
@@ -373,14 +381,21 @@ class Chief:
             raise self.failure
 
     def _stop_workers(self):
-        for process in self._processes.values():
+        """Ends the worker processes here; those that do not leave within `STOP_GRACE_S` are
+        killed, in the background (the chief's work goes on meanwhile)."""
+        processes = list(self._processes.values())
+        self._processes = {}
+        for process in processes:
             if process.poll() is None:
                 process.terminate()
-        deadline = time.time() + STOP_GRACE_S
-        for process in self._processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self._processes = {}
+
+        def reap():
+            deadline = time.time() + STOP_GRACE_S
+            for process in processes:
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+        threading.Thread(target=reap, daemon=True, name="reap-workers").start()
