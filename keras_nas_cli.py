@@ -145,7 +145,7 @@ def build_parser():
                         "(default: mnasnet, ACC*(LAT/T)^-0.07)")
     s.add_argument("--workers", type=_workers, default="auto",
                    help="trials trained at once, each in its own process with the cores "
-                        "shared out (default: auto, one per core for a --max-time of 60 s "
+                        "shared out (default: auto, one per core for a --max-time of 200 s "
                         "or more, else 1)")
     s.add_argument("--listen", default=None, metavar="HOST:PORT",
                    help="serve the search to workers on other machines too (they join with "

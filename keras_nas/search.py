@@ -50,8 +50,9 @@ SCHEDULES = {"cosine": lambda epochs: [CosineLearningRate()], None: None}
 
 
 #: `workers="auto"` starts worker processes only for a `max_time` of at least this many
-#: seconds (below it, the processes' start-up is a large share of the budget).
-AUTO_MIN_TIME_S = 60.0
+#: seconds: the README's 100 s main job scored lower with 2 workers (their start-up and the
+#: shorter final retraining left it 0.968 against 0.976, `docs/BENCHMARKS.md` §4).
+AUTO_MIN_TIME_S = 200.0
 #: ... and at most this many (one per core).
 AUTO_MAX_WORKERS = 8
 
@@ -198,9 +199,9 @@ class Search:
             threads (`keras_nas.tuning.chief`); this process serves the strategy, writes
             `summary.json` after every trial and makes the final model. `"auto"` (the
             default): one per core when that measured faster, i.e. for a `max_time` of at
-            least 60 s on numpy data with a tuner-driven strategy and no latency timed on this
-            machine (on 2 cores: 1.4x the trials and +0.4 points of test accuracy at 300 s,
-            `docs/BENCHMARKS.md` §4), else 1 (here, one trial at a time). With more than one,
+            least 200 s on numpy data with a tuner-driven strategy and no latency timed on this
+            machine (on 2 cores at 300 s: 1.4-1.6x the trials, the same or higher test
+            accuracy, `docs/BENCHMARKS.md` §4), else 1 (here, one trial at a time). With more than one,
             a space, callbacks or latency predictor of your own must be picklable, from a
             module the workers can import (not `__main__`; "auto" then stays at 1).
         listen: `"HOST:PORT"` the search serves its workers on (default: a free port on
