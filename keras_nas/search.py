@@ -409,12 +409,11 @@ class Search:
         if self.oneshot and self.data.is_dataset:
             raise ValueError(f"`x`: strategy {self.strategy!r} takes numpy arrays, "
                              "not a tf.data.Dataset.")
+        self._resolve_workers(callbacks)
         if self.parallel and self.data.is_dataset:
             raise ValueError(f"`x`: `workers`={self.workers} takes numpy arrays (or a "
                              "`dataset` name or file), not a tf.data.Dataset.")
         worker_spec = self._worker_spec(callbacks) if self.parallel else None
-        if self.workers is None:  # "auto"
-            worker_spec = self._auto_workers(callbacks)
         self._check_output_dir()
         self._start_or_resume(previous)
         oracle = self._oneshot_oracle() if self.oneshot else self._make_oracle()
@@ -457,28 +456,30 @@ class Search:
         self._write_summary()
         return self
 
+    def _resolve_workers(self, callbacks):
+        """Decides `workers="auto"` (`_auto_workers`), and so whether trials run in workers."""
+        if self.workers is None:
+            self.workers = self._auto_workers(callbacks)
+            self.parallel = self._listening or self.workers > 1
+
     def _auto_workers(self, callbacks):
         """`workers="auto"`: one worker process per core (at most `AUTO_MAX_WORKERS`) for a
         search bounded by at least `AUTO_MIN_TIME_S` of `max_time` on numpy data, by a
         tuner-driven strategy, whose settings can travel to worker processes, and that does
-        not time latency on this machine (the workers' training would disturb it); else the
-        trials run here. Sets `workers` and returns the worker spec (None: here)."""
+        not time latency on this machine (the workers' training would disturb it); else 1
+        (the trials run here)."""
         from keras_nas.tuning.chief import available_cores
 
-        self.workers = 1
         count = min(available_cores(), AUTO_MAX_WORKERS)
         measures_here = self.hardware == "measure" and self.latency_device is None
         if (count < 2 or self.max_time is None or self.max_time < AUTO_MIN_TIME_S
                 or self.oneshot or self.data.is_dataset or measures_here):
-            return None
-        self.workers = count
+            return 1
         try:
-            spec = self._worker_spec(callbacks)
+            self._worker_spec(callbacks)
         except ValueError:  # e.g. a space defined in __main__: it stays in this process
-            self.workers = 1
-            return None
-        self.parallel = True
-        return spec
+            return 1
+        return count
 
     def _worker_spec(self, callbacks):
         """What each worker process needs besides the data (`keras_nas.tuning.worker`),
@@ -756,9 +757,9 @@ class Search:
             return None
         from keras_nas.tuning.chief import threads_per_worker
 
-        chief = self._chief
-        return {"count": self.workers or 1,
-                "threads_per_worker": chief.threads if chief else threads_per_worker(self.workers or 1),
+        chief, count = self._chief, self.workers or 1
+        return {"count": count,
+                "threads_per_worker": chief.threads if chief else threads_per_worker(count),
                 "restarts": chief.restarts if chief else 0}
 
     def _reward_config(self):

@@ -406,6 +406,13 @@ def test_auto_workers_where_they_measured_faster(digits, monkeypatch, settings, 
     s = keras_nas.Search(**settings)
     s.data = data.prepare(*digits[0], validation_data=digits[1], seed=0)
     s._size_space()
-    if s.workers is None:
-        assert (s._auto_workers(None) is not None) == (expected > 1)
+    s._resolve_workers(None)
     assert s.workers == expected and s.parallel == (expected > 1)
+
+
+def test_a_listening_search_serves_workers_whatever_auto_decides(digits):
+    s = keras_nas.Search(space_kwargs=TINY, listen="127.0.0.1:0")  # no max_time: "auto" is 1
+    s.data = data.prepare(*digits[0], validation_data=digits[1], seed=0)
+    s._size_space()
+    s._resolve_workers(None)
+    assert s.workers == 1 and s.parallel  # workers from elsewhere still join

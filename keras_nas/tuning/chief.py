@@ -120,21 +120,20 @@ class _ChiefServicer(OracleServicer):
             self.chief.end_trial(Trial.from_proto(request.trial))
         return MESSAGES.EndTrialResponse()
 
-    def GetSpace(self, request, context):
-        with self.lock:
-            return super().GetSpace(request, context)
+    def _locked(name):
+        """KerasTuner's own `name` call, holding the lock."""
+        def call(self, request, context):
+            with self.lock:
+                return getattr(OracleServicer, name)(self, request, context)
 
-    def UpdateSpace(self, request, context):
-        with self.lock:
-            return super().UpdateSpace(request, context)
+        call.__name__ = name
+        return call
 
-    def GetTrial(self, request, context):
-        with self.lock:
-            return super().GetTrial(request, context)
-
-    def GetBestTrials(self, request, context):
-        with self.lock:
-            return super().GetBestTrials(request, context)
+    GetSpace = _locked("GetSpace")
+    UpdateSpace = _locked("UpdateSpace")
+    GetTrial = _locked("GetTrial")
+    GetBestTrials = _locked("GetBestTrials")
+    del _locked
 
     # -- the keras_nas.Chief service (keras_nas.tuning.protocol) ---------------------------
     def handler(self):
