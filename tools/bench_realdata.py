@@ -358,6 +358,7 @@ def _summary_facts(summary):
         "search_settings": {k: summary.get(k) for k in (
             "space", "strategy", "max_trials", "epochs", "objective", "seed")},
         "search_elapsed_s": summary.get("elapsed_s"),
+        "workers": summary.get("workers"),
         "trial_errors": sorted({t["error"] for t in trials if t.get("error")})[:5],
     }
 
