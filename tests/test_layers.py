@@ -131,6 +131,41 @@ def test_darts_cell_bad_arguments():
         L.DartsCell(GENOTYPE, 4)([X, X[:, :4, :4]])
 
 
+def test_darts_cell_takes_node_inputs_and_layers_for_its_slots():
+    # NodeInputs of get_op layers are its (op, input) pairs: the same cell and config.
+    entries = [L.NodeInput(i, L.get_op(op, 3, 2 if i < 2 else 1))
+               for op, i in L.parse_cell_genotype(GENOTYPE)]
+    from_inputs = L.DartsCell(entries, channels=3, reduction=True)
+    assert from_inputs.genotype == L.DartsCell(GENOTYPE, 3, reduction=True).genotype
+    assert from_inputs.get_config()["genotype"][0] == ["sep_conv_3x3", 0]
+    # Any other layer takes the cell's inputs unprocessed (and preprocesses what it reads).
+    from keras_nas.layers.darts_cell import darts_preprocess
+
+    pre = darts_preprocess(3)
+    pick = L.NodeInput(1, keras.layers.Conv2D(3, 1), preprocess=pre[1])
+    other = L.NodeInput(0, keras.layers.Conv2D(3, 3, padding="same"), preprocess=pre[0])
+    cell = L.DartsCell([pick, other], channels=3, preprocess=pre)
+    y = to_np(cell([X, X], training=False))
+    assert y.shape == (2, 8, 8, 3) and cell.preprocess0 is pre[0]
+    # the cell's weights: its preprocessing first, as in a cell of pairs
+    assert [id(w) for w in cell.weights[:len(pre[0].weights)]] == [id(w) for w in pre[0].weights]
+    config = cell.get_config()
+    assert isinstance(config["genotype"][0], dict)
+    again = L.DartsCell.from_config(config)
+    assert isinstance(again.genotype[0], L.NodeInput) and again.genotype[0].index == 1
+    assert L.NodeInput.from_config(pick.get_config()).index == 1
+    with pytest.raises(ValueError, match="needs `preprocess`"):
+        L.DartsCell([pick, other], channels=3)
+    with pytest.raises(ValueError, match="not both"):
+        L.DartsCell([pick, ("skip_connect", 0)], channels=3, preprocess=pre)
+    with pytest.raises(ValueError, match="`index`"):
+        L.NodeInput(-1, keras.layers.Identity())
+    with pytest.raises(TypeError, match="`op`"):
+        L.NodeInput(0, "sep_conv_3x3")
+    with pytest.raises(ValueError, match="NodeInput\\(3\\)"):
+        L.NodeInput(3, keras.layers.Identity())([X, X])
+
+
 # -- MBConv ----------------------------------------------------------------------------------
 
 

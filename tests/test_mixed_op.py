@@ -91,3 +91,28 @@ def test_bad_arguments():
         MixedOp(_candidates(), active=5)
     with pytest.raises(ValueError, match="names"):
         MixedOp(_candidates(), names=["a"])
+
+
+def test_options_may_share_one_candidate_layer():
+    conv = keras.layers.Conv2D(4, 1, kernel_initializer=keras.initializers.GlorotUniform(3))
+    skip = keras.layers.Identity()
+    # options 0..3: skip, conv, conv, conv (as depths past a block do)
+    m = MixedOp([skip, conv], option_candidates=[0, 1, 1, 1],
+                alpha_initializer=keras.initializers.Constant([0.3, -0.2, 0.1, 0.4]),
+                names=["1", "2", "3", "4"])
+    y = np.asarray(m(X))
+    p = np.exp([0.3, -0.2, 0.1, 0.4]) / np.exp([0.3, -0.2, 0.1, 0.4]).sum()
+    expected = p[0] * X + p[1:].sum() * np.asarray(conv(X))
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    assert tuple(m.alpha.shape) == (4,) and m.num_options == 4 and m.num_candidates == 2
+    for option, layer in ((0, skip), (2, conv), (3, conv)):
+        np.testing.assert_allclose(m(X, active=option), layer(X), atol=1e-6)
+        np.testing.assert_allclose(m(X, active=tf.constant(option)), layer(X), atol=1e-6)
+    again = MixedOp.from_config(m.get_config())
+    assert again.option_candidates == [0, 1, 1, 1]
+    with pytest.raises(ValueError, match="leaves candidates \\[1\\] unused"):
+        MixedOp([skip, conv], option_candidates=[0, 0])
+    with pytest.raises(ValueError, match="`option_candidates`"):
+        MixedOp([skip, conv], option_candidates=[0, 2])
+    with pytest.raises(ValueError, match="`names` must name each of the 4 options"):
+        MixedOp([skip, conv], option_candidates=[0, 1, 1, 1], names=["a", "b"])

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nas.oneshot import DartsSearch, ENASSearch, SPOSSearch, build_supernet
-from keras_nas.oneshot.mobilenet_supernet import MobileNetSupernet
-from keras_nas.spaces import MobileNetSpace, NASBench201Space
+from keras_nas.oneshot import ChoiceSupernet, DartsSearch, ENASSearch, SPOSSearch, build_supernet
+from keras_nas.spaces import MobileNetSpace
+from keras_nas.testing import check_supernet
 
 
 def _space(**kwargs):
@@ -44,7 +44,7 @@ def _path(net, **chosen):
 def test_subnets_equal_their_standalone_networks():
     space = _space(se_ratio=0.25)
     net = build_supernet(space, seed=0)
-    assert isinstance(net, MobileNetSupernet)
+    assert isinstance(net, ChoiceSupernet)  # derived from MobileNetSpace.build_network
     assert net.decision_names == [
         "width_multiplier",
         "stage_0_block_0_kernel",  # stage 0 has max depth 1: no depth decision
@@ -167,6 +167,7 @@ def _search_space(**kwargs):
     return _space(**config)
 
 
+@pytest.mark.slow
 def test_spos_enas_darts_search_the_macro_space_end_to_end(tmp_path):
     import keras_nas
 
@@ -208,10 +209,8 @@ def test_spos_enas_darts_search_the_macro_space_end_to_end(tmp_path):
 
 
 def test_bad_input():
-    with pytest.raises(TypeError, match="MobileNetSpace"):
-        MobileNetSupernet(NASBench201Space(input_shape=(8, 8, 1), num_classes=3))
-    with pytest.raises(ValueError):
-        MobileNetSupernet(_space(input_shape=None))  # not configured
+    with pytest.raises(ValueError, match="needs `input_shape`"):
+        build_supernet(_space(input_shape=None))  # not configured
     net = build_supernet(_space(stages=((8, 1, 1),), width_multipliers=(1.0,)), seed=0)
     x = np.zeros((2, 8, 8, 1), "float32")
     with pytest.raises(ValueError, match="`path` must have 2 entries"):
@@ -250,3 +249,22 @@ def test_paths_of_one_architecture_are_scored_once():
     search._xv = search._yv = search._calibration = None
     assert search.score(a) == search.score(b) == 0.5
     assert len(calls) == 1 and search.num_evaluated == 1
+
+
+def test_shared_blocks_run_once_and_the_space_passes_the_supernet_checks():
+    space = _space(dropout=0.0, stages=((8, 1, 1), (16, 3, 2)), width_multipliers=(1.0,))
+    net = build_supernet(space, seed=0)
+    depth_sites = [s for s in net._mixed_ops[net.decision_names.index("stage_1_depth")]]
+    # blocks 1 and 2 of stage 1: options 1..3 run [skip, block, block] and [skip, skip, block]
+    assert [s.option_candidates for s in depth_sites] == [[0, 1, 1], [0, 0, 1]]
+    assert [len(s.candidates) for s in depth_sites] == [2, 2]
+    # the weights of every (block, kernel, expansion) once: no copy per depth
+    standalone = space.build_architecture("w1.0|k3e1|k3e1-k3e1-k3e1")
+    blocks = sum(1 for layer in standalone.layers if layer.name.startswith("stage_"))
+    assert blocks == 4
+    # a depth below the maximum leaves named identities in the stand-alone network
+    shallow = space.build_architecture("w1.0|k3e1|k3e1")
+    assert [layer.name for layer in shallow.layers if "skipped" in layer.name] == [
+        "stage_1_block_1_skipped", "stage_1_block_2_skipped"]
+    assert shallow.count_params() < standalone.count_params()
+    check_supernet(space, samples=4, seed=0)

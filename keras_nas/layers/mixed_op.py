@@ -33,7 +33,9 @@ class MixedOp(keras.layers.Layer):
     never touches them. A search reads them from `arch_variables` (or
     `keras_nas.oneshot.arch_variables(model)`) and updates them with its own optimizer.
 
-    All candidates must map the same input to outputs of one shape.
+    All candidates must map the same input to outputs of one shape. Several options may run one
+    layer (`option_candidates`): e.g. every depth past a block runs that block, so the block's
+    weights are shared by those options and computed once in the relaxed forms.
 
     Args:
         candidates: list of Keras layers (at least one), e.g. from
@@ -68,6 +70,7 @@ class MixedOp(keras.layers.Layer):
         seed=None,
         names=None,
         shared_alpha=False,
+        option_candidates=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -92,18 +95,20 @@ class MixedOp(keras.layers.Layer):
             raise TypeError(f"`temperature` must be a number, got {temperature!r}.") from None
         if not temperature > 0:
             raise ValueError(f"`temperature` must be > 0, got {temperature!r}.")
-        if int(active) != active or not 0 <= int(active) < len(candidates):
+        option_candidates = _check_option_candidates(option_candidates, len(candidates))
+        options = len(option_candidates)
+        if int(active) != active or not 0 <= int(active) < options:
             raise ValueError(
-                f"`active` must be an index in [0, {len(candidates)}), got {active!r}."
+                f"`active` must be an index in [0, {options}), got {active!r}."
             )
         if names is not None:
             names = [str(n) for n in names]
-            if len(names) != len(candidates):
+            if len(names) != options:
                 raise ValueError(
-                    f"`names` must name each of the {len(candidates)} candidates, "
-                    f"got {len(names)} names."
+                    f"`names` must name each of the {options} options, got {len(names)} names."
                 )
         self.candidates = candidates
+        self.option_candidates = option_candidates
         self.mode = mode
         self.temperature = temperature
         self.active = int(active)
@@ -121,8 +126,19 @@ class MixedOp(keras.layers.Layer):
     def num_candidates(self):
         return len(self.candidates)
 
+    @property
+    def num_options(self):
+        """How many options the layer chooses between (`alpha` has one weight each)."""
+        return len(self.option_candidates)
+
+    def _one_to_one(self):
+        return self.option_candidates == list(range(len(self.candidates)))
+
     def build(self, input_shape):
-        spec = keras.KerasTensor(tuple(input_shape), dtype=self.compute_dtype)
+        if input_shape and isinstance(input_shape[0], (list, tuple)):  # a list of inputs
+            spec = [keras.KerasTensor(tuple(s), dtype=self.compute_dtype) for s in input_shape]
+        else:
+            spec = keras.KerasTensor(tuple(input_shape), dtype=self.compute_dtype)
         for c in self.candidates:
             if not c.built:
                 # A symbolic call builds composite candidates (and their sublayers) here,
@@ -132,7 +148,7 @@ class MixedOp(keras.layers.Layer):
         if not self.shared_alpha:
             self.alpha = self.add_weight(
                 name="alpha",
-                shape=(len(self.candidates),),
+                shape=(self.num_options,),
                 initializer=self.alpha_initializer,
                 trainable=False,
             )
@@ -161,16 +177,29 @@ class MixedOp(keras.layers.Layer):
         return self.candidates[i](inputs, training=training)
 
     def _single(self, inputs, index, training):
+        """Runs option `index` (an int, or an integer scalar tensor through `switch`)."""
         if isinstance(index, int):
-            if not 0 <= index < len(self.candidates):
+            if not 0 <= index < self.num_options:
                 raise ValueError(
-                    f"`active` must be an index in [0, {len(self.candidates)}), got {index}."
+                    f"`active` must be an index in [0, {self.num_options}), got {index}."
                 )
-            return self._run(index, inputs, training)
+            return self._run(self.option_candidates[index], inputs, training)
+        index = ops.cast(index, "int32")
+        if not self._one_to_one():
+            index = ops.take(ops.convert_to_tensor(self.option_candidates, "int32"), index)
         branches = [
             (lambda x, i=i: self._run(i, x, training)) for i in range(len(self.candidates))
         ]
-        return ops.switch(ops.cast(index, "int32"), branches, inputs)
+        return ops.switch(index, branches, inputs)
+
+    def _candidate_weights(self, weights):
+        """Per candidate layer, the summed weight of the options that run it."""
+        if self._one_to_one():
+            return [weights[i] for i in range(len(self.candidates))]
+        summed = [None] * len(self.candidates)
+        for option, c in enumerate(self.option_candidates):
+            summed[c] = weights[option] if summed[c] is None else summed[c] + weights[option]
+        return summed
 
     def call(self, inputs, training=None, active=None, alpha=None):
         if active is not None:
@@ -179,7 +208,7 @@ class MixedOp(keras.layers.Layer):
             return self._single(inputs, self.active, training)
         alpha = ops.convert_to_tensor(self._alpha(alpha))
         if self.mode == "softmax":
-            weights = ops.softmax(alpha)
+            weights = self._candidate_weights(ops.softmax(alpha))
             out = None
             for i in range(len(self.candidates)):
                 term = weights[i] * self._run(i, inputs, training)
@@ -213,6 +242,7 @@ class MixedOp(keras.layers.Layer):
                 "seed": self.seed,
                 "names": self.names,
                 "shared_alpha": self.shared_alpha,
+                "option_candidates": self.option_candidates,
             }
         )
         return config
@@ -227,3 +257,29 @@ class MixedOp(keras.layers.Layer):
             config["alpha_initializer"]
         )
         return cls(**config)
+
+
+def _check_option_candidates(option_candidates, count):
+    """`option_candidates` as a list of candidate indices, every candidate used."""
+    if option_candidates is None:
+        return list(range(count))
+    if isinstance(option_candidates, (str, bytes)) or not isinstance(
+        option_candidates, (list, tuple)
+    ):
+        raise TypeError(
+            "`option_candidates` must be a list of candidate indices, one per option, "
+            f"got {option_candidates!r}."
+        )
+    checked = []
+    for c in option_candidates:
+        if isinstance(c, bool) or int(c) != c or not 0 <= int(c) < count:
+            raise ValueError(
+                f"`option_candidates` must hold candidate indices in [0, {count}), got {c!r}."
+            )
+        checked.append(int(c))
+    if set(checked) != set(range(count)):
+        raise ValueError(
+            f"`option_candidates` {checked} leaves candidates "
+            f"{sorted(set(range(count)) - set(checked))} unused."
+        )
+    return checked

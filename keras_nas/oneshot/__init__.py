@@ -13,20 +13,15 @@ model = search.retrain(x, y, epochs=20)      # the found cell, trained from scra
 - `DartsSearch`: differentiable search (first/second order, GDAS relaxation, DARTS- guard).
 - `SPOSSearch`: uniform single-path supernet training + evolutionary search.
 - `ENASSearch`: LSTM controller trained with REINFORCE on validation accuracy.
-- `build_supernet(space)`: the supernet of a space — `ChoiceSupernet`, derived from any
-  space's `build_network(choose)` (NAS-Bench-201 and users' spaces), and the hand-written
-  `DartsSupernet` (per-edge DARTS weights, genotype derived from the top-2 edges per node)
-  and `MobileNetSupernet` (width, depth, kernel and expansion as paths); `Supernet`, their
-  base; `recalibrate_batch_norm`.
+- `build_supernet(space)`: the supernet of a space — `ChoiceSupernet`, derived from the
+  space's own `build_network(choose)` (NAS-Bench-201, DARTS, MobileNet and users' spaces);
+  `Supernet`, its base; `recalibrate_batch_norm`.
 """
 
 from keras_nas.oneshot.darts import DartsSearch  # noqa: F401
-from keras_nas.oneshot.darts_supernet import DartsSupernet  # noqa: F401
 from keras_nas.oneshot.enas import ENASSearch  # noqa: F401
-from keras_nas.oneshot.mobilenet_supernet import MobileNetSupernet  # noqa: F401
 from keras_nas.oneshot.spos import SPOSSearch  # noqa: F401
 from keras_nas.oneshot.supernet import (  # noqa: F401
-    SUPERNETS,
     ChoiceSite,
     ChoiceSupernet,
     Supernet,

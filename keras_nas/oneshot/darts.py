@@ -316,17 +316,8 @@ class DartsSearch(OneShotSearch):
         return self.derive()
 
     def derive(self):
-        """The discrete path: strongest non-`"none"` option per decision, then `max_skip`.
-
-        A supernet whose architecture weights are not one per decision (it has
-        `arch_decisions`, e.g. DARTS' per-edge weights) derives the path itself, `max_skip`
-        included.
-        """
+        """The discrete path: strongest non-`"none"` option per decision, then `max_skip`."""
         net = self.supernet
-        if getattr(net, "arch_decisions", None) is not None:
-            return net.derive(
-                exclude=("none",), max_skip=self.max_skip, skip_option=self.skip_option
-            )
         path = net.derive(exclude=("none",))
         if self.max_skip is None:
             return path
@@ -350,10 +341,9 @@ class DartsSearch(OneShotSearch):
     def skip_weight(self):
         """Mean `softmax(alpha)` weight of the skip option over the `alpha`s that have one."""
         net = self.supernet
-        decisions = getattr(net, "arch_decisions", None) or net.decisions
         vals = [
             p[options.index(self.skip_option)]
-            for (name, options), p in zip(decisions, net.probabilities())
+            for (name, options), p in zip(net.decisions, net.probabilities())
             if self.skip_option in options
         ]
         return float(np.mean(vals)) if vals else 0.0

@@ -11,9 +11,12 @@ in `"gumbel"` mode); `net(x, path=p)` runs only the ops of path `p` (a list of o
 per decision, or an int tensor of that shape, which one traced function accepts for every path).
 """
 
+import math
+import numbers
 import weakref
 
 import keras
+import keras_tuner
 import numpy as np
 from keras import ops
 
@@ -21,15 +24,6 @@ from keras_nas import compat
 from keras_nas.layers.mixed_op import MixedOp
 from keras_nas.oracles.controller import softmax
 from keras_nas.spaces.choices import check_options, decision_options, make_layer
-
-
-def _categorical_decisions(space):
-    """`[(name, options)]` of the space's decisions with two or more options, in declaration
-    order (`keras_nas.spaces.choices.decision_options`; one-option decisions are left out)."""
-    decisions = [(n, o) for n, o in decision_options(space) if len(o) > 1]
-    if not decisions:
-        raise ValueError(f"{type(space).__name__} declares no decision with two or more options.")
-    return decisions
 
 
 class Supernet(keras.Model):
@@ -94,11 +88,23 @@ class Supernet(keras.Model):
         """The network weights a training step updates (`trainable_weights`; no `alpha`)."""
         return list(self.trainable_weights)
 
-    def values_of(self, path):
-        """The hyperparameter values `{name: option}` of a path (list of option indices)."""
-        path = [int(i) for i in path]
+    def _check_path(self, path):
+        """`path` as a list of ints, or a `ValueError` naming what is wrong with it."""
+        if isinstance(path, (str, bytes)) or not hasattr(path, "__len__"):
+            raise ValueError(f"`path` must be a list of option indices, got {path!r}.")
         if len(path) != len(self.decisions):
             raise ValueError(f"`path` must have {len(self.decisions)} entries, got {len(path)}.")
+        path = [int(i) for i in path]
+        for (name, options), i in zip(self.decisions, path):
+            if not 0 <= i < len(options):
+                raise ValueError(
+                    f"`path` index {i} for {name!r} is out of range [0, {len(options)})."
+                )
+        return path
+
+    def values_of(self, path):
+        """The hyperparameter values `{name: option}` of a path (list of option indices)."""
+        path = self._check_path(path)
         return {name: options[i] for (name, options), i in zip(self.decisions, path)}
 
     def path_of(self, values):
@@ -171,11 +177,7 @@ class Supernet(keras.Model):
         if path is not None and not isinstance(path, (list, tuple)):
             path = [path[i] for i in range(len(self.decisions))]
         elif path is not None:
-            if len(path) != len(self.decisions):
-                raise ValueError(
-                    f"`path` must have {len(self.decisions)} entries, got {len(path)}."
-                )
-            path = [int(i) for i in path]
+            path = self._check_path(path)
         self._set_path(path)
         try:
             return self.forward(inputs, training=training)
@@ -210,10 +212,9 @@ class ChoiceSite(MixedOp):
             y = self._single(inputs, path[self.decision_index], training)
         else:
             y = super().call(inputs, training=training, alpha=net.alphas[self.decision_index])
-        if tuple(y.shape) == tuple(inputs.shape):
+        if not isinstance(inputs, (list, tuple)) and tuple(y.shape) == tuple(inputs.shape):
             y = y + ops.multiply(ops.cast(net.aux_skip_beta, y.dtype), inputs)
         return y
-
 
 class ChoiceSupernet(Supernet):
     """The supernet of a space that implements `build_network(choose)`.
@@ -262,11 +263,22 @@ class ChoiceSupernet(Supernet):
                 f"{type(space).__name__} declares {unused} but its `build_network` never "
                 "calls `choose` for them, so a supernet cannot run their options."
             )
-        self._inner_sites = [
-            [[id(s) for s in compat.all_layers(c) if isinstance(s, ChoiceSite)]
-             for c in site.candidates]
+        if not self.network.built:  # a network that is one choice (e.g. of widths)
+            self.network.build((None,) + tuple(space.input_shape))
+        self._position = {id(s): n for n, s in enumerate(self._sites)}
+        within = {  # every site inside each site's options, at any depth
+            id(site): {id(s) for c in site.candidates for s in compat.all_layers(c, include_self=True)
+                       if isinstance(s, ChoiceSite)}
+            for site in self._sites
+        }
+        self._inner_sites = [  # per option, the sites directly inside it (not in a deeper one)
+            [[i for i in ids if not any(i in within[j] for j in ids)]
+             for ids in ([id(s) for s in compat.all_layers(c, include_self=True) if isinstance(s, ChoiceSite)]
+                         for c in site.candidates)]
             for site in self._sites
         ]
+        self._nested = {self._position[i] for inner in self._inner_sites
+                        for ids in inner for i in ids}
         self.built = True
 
     def _choose(self, name, options):
@@ -285,13 +297,20 @@ class ChoiceSupernet(Supernet):
                 f"choose({name!r}, ...) gives the options {list(options)}, but the space "
                 f"declares {declared} for it."
             )
+        layers, option_candidates = [], []
+        for v in declared:  # options whose factories give one layer (`shared`) run it once
+            layer = make_layer(name, v, options[v])
+            if not any(layer is seen for seen in layers):
+                layers.append(layer)
+            option_candidates.append(next(i for i, seen in enumerate(layers) if seen is layer))
         site = ChoiceSite(
-            [make_layer(name, v, options[v]) for v in declared],
+            layers,
             mode=self.mode,
             temperature=self.temperature,
             names=[str(v) for v in declared],
             shared_alpha=True,
             seed=self.seed,
+            option_candidates=option_candidates,
             name=f"{name}_{len(self._mixed_ops[k])}",
         ).attach(self, k)
         self._mixed_ops[k].append(site)
@@ -301,23 +320,79 @@ class ChoiceSupernet(Supernet):
     def forward(self, inputs, training=None):
         return self.network(inputs, training=training)
 
+    def _live_sites(self, path):
+        """Positions in `_sites` of the sites path `path` runs: the top-level ones, then those
+        inside the options it chooses."""
+        live, todo = [], [n for n in range(len(self._sites)) if n not in self._nested]
+        while todo:
+            n = todo.pop()
+            live.append(n)
+            chosen = self._sites[n].option_candidates[path[self._sites[n].decision_index]]
+            todo.extend(self._position[j] for j in self._inner_sites[n][chosen])
+        return live
+
+    def reached(self, path):
+        """The indices of the decisions that path `path` makes (a decision inside an option
+        it does not choose, e.g. a block past a stage's depth, is not made)."""
+        path = self._check_path(path)
+        return {self._sites[n].decision_index for n in self._live_sites(path)}
+
+    def canonical_path(self, path):
+        """`path` with every decision it does not make set to option 0, so the paths of one
+        architecture have one canonical path and a search scores the architecture once."""
+        path = self._check_path(path)
+        made = self.reached(path)
+        return [i if d in made else 0 for d, i in enumerate(path)]
+
+    def values_of(self, path):
+        """The values `{name: option}` of the decisions `path` makes, with the space's
+        one-option decisions: what `space.decode` gives for the architecture, which
+        `space.encode` and `space.build_values` accept."""
+        path = self._check_path(path)
+        made = self.reached(path)
+        values = {
+            name: options[i]
+            for d, ((name, options), i) in enumerate(zip(self.decisions, path)) if d in made
+        }
+        if self._fixed:  # the one-option decisions that are active with these values
+            hp = keras_tuner.HyperParameters()
+            hp.values.update(values)
+            hp.values.update((n, v) for n, v in self._fixed.items() if n not in values)
+            self.space.declare(hp)
+            active = self.space.values_of(hp)
+            values.update((n, v) for n, v in self._fixed.items() if n in active)
+        return values
+
+    def path_of(self, values):
+        """The canonical path of the values `{name: option}` (e.g. from `space.decode`); the
+        decisions the architecture does not make may be missing."""
+        if not isinstance(values, dict):
+            raise TypeError(f"`values` must be a dict of decisions, got {values!r}.")
+        path = [
+            _option_index(name, options, values[name]) if name in values else 0
+            for name, options in self.decisions
+        ]
+        missing = [self.decisions[d][0] for d in sorted(self.reached(path))
+                   if self.decisions[d][0] not in values]
+        if missing:
+            raise ValueError(f"`values` lacks the decision {missing[0]!r}.")
+        return self.canonical_path(path)
+
     def path_weights(self, path):
         """This supernet's weights that path `path` uses, in the order of the stand-alone
         network's `weights` (what every option not chosen holds is left out)."""
         path = self.canonical_path(path)
-        dropped = set()
-        nested = {i for inner in self._inner_sites for ids in inner for i in ids}
-        position = {id(s): n for n, s in enumerate(self._sites)}
-        live = [n for n, s in enumerate(self._sites) if id(s) not in nested]
-        while live:  # the sites the path runs: top-level ones, then those inside chosen options
-            n = live.pop()
+        kept, dropped = set(), set()
+        for n in self._live_sites(path):
             site = self._sites[n]
-            chosen = path[site.decision_index]
-            kept = {id(w) for w in site.candidates[chosen].weights}
+            chosen = site.option_candidates[path[site.decision_index]]
             for i, candidate in enumerate(site.candidates):
-                if i != chosen:  # a weight the chosen option shares stays
-                    dropped |= {id(w) for w in candidate.weights} - kept
-            live.extend(position[j] for j in self._inner_sites[n][chosen])
+                weights = {id(w) for w in candidate.weights}
+                dropped |= weights
+                if i == chosen:  # what the option holds outside its own choices is used
+                    inner = (self._sites[self._position[j]] for j in self._inner_sites[n][i])
+                    kept |= weights - {id(w) for s in inner for w in s.weights}
+        dropped -= kept  # a layer that options share (e.g. a cell's preprocessing) stays
         dropped |= {id(v) for v in self.arch_variables} | {id(self.aux_skip_beta)}
         return [w for w in self.network.weights if id(w) not in dropped]
 
@@ -328,15 +403,16 @@ class ChoiceSupernet(Supernet):
         return model
 
 
-def stem_weights(model, body_prefixes):
-    """The weights of a stand-alone model's layers after its input and before the first layer
-    whose name starts with one of `body_prefixes` (its stem), in order."""
-    weights = []
-    for layer in model.layers[1:]:
-        if layer.name.startswith(tuple(body_prefixes)):
-            break
-        weights.extend(layer.weights)
-    return weights
+def _option_index(name, options, value):
+    """The index of `value` among decision `name`'s `options` (floats compared with isclose)."""
+    for i, option in enumerate(options):
+        if isinstance(option, float) and isinstance(value, numbers.Real) and not isinstance(
+                value, bool):
+            if math.isclose(value, option):
+                return i
+        elif value == option and isinstance(value, bool) == isinstance(option, bool):
+            return i
+    raise ValueError(f"{value!r} is not an option of {name!r}: {options}.")
 
 
 def _copy(source, target, where):
@@ -353,18 +429,11 @@ def _copy(source, target, where):
 
 # -- building and utilities ------------------------------------------------------------------
 
-SUPERNETS = {}
-"""Space class name -> supernet class, for spaces whose supernet is written by hand
-(`DartsSupernet` and `MobileNetSupernet` add themselves when their modules are imported,
-which `import keras_nas.oneshot` does)."""
-
-
 def build_supernet(space, mode="softmax", temperature=1.0, seed=None):
     """The weight-sharing supernet of a search space.
 
-    In order: the space's own `build_supernet(mode=, temperature=, seed=)` method, a class
-    registered in `SUPERNETS` under the space's class name, or the `ChoiceSupernet` derived
-    from the space's `build_network(choose)`.
+    The `ChoiceSupernet` derived from the space's `build_network(choose)`, or what the
+    space's own `build_supernet(mode=, temperature=, seed=)` method returns if it has one.
 
     Args:
         space: a configured `keras_nas.spaces.Space` (input shape and classes set).
@@ -383,15 +452,12 @@ def build_supernet(space, mode="softmax", temperature=1.0, seed=None):
     """
     if hasattr(space, "build_supernet"):
         return space.build_supernet(mode=mode, temperature=temperature, seed=seed)
-    for cls in type(space).__mro__:
-        if cls.__name__ in SUPERNETS:
-            return SUPERNETS[cls.__name__](space, mode=mode, temperature=temperature, seed=seed)
     if hasattr(space, "has_network_builder") and space.has_network_builder():
         return ChoiceSupernet(space, mode=mode, temperature=temperature, seed=seed)
     raise TypeError(
         f"No supernet is known for `space` of type {type(space).__name__}: write its network "
-        "once as `build_network(choose)` (docs/spaces.md), give it a `build_supernet()` "
-        f"method, or register a Supernet class in SUPERNETS (known: {sorted(SUPERNETS)})."
+        "once as `build_network(choose)` (docs/spaces.md) or give it a `build_supernet()` "
+        "method."
     )
 
 

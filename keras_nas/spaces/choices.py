@@ -82,6 +82,29 @@ class FixedChoices:
         return make_layer(name, value, options[value])
 
 
+def shared(make):
+    """A layer factory that makes its layer once and then returns that same layer.
+
+    Options given one `shared` factory run one layer with one set of weights, in a
+    stand-alone network and in a supernet (which runs it once for all of them). A stage
+    whose depth is a choice uses it: every depth past block `b` runs the same block.
+
+    ```python
+    block = shared(lambda: MBConv(32, name="block_2"))
+    skip = shared(lambda: keras.layers.Identity(name="block_2_skipped"))
+    x = choose("depth", {d: block if d > 2 else skip for d in (1, 2, 3, 4)})(x)
+    ```
+    """
+    made = []
+
+    def make_once():
+        if not made:
+            made.append(make())
+        return made[0]
+
+    return make_once
+
+
 def decision_options(space):
     """`[(name, [values])]` of every decision `space.declare` makes, in declaration order.
 

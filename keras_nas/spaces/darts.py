@@ -5,10 +5,11 @@ import numbers
 
 import keras
 
-from keras_nas.layers import DartsCell, format_cell_genotype, parse_cell_genotype
+from keras_nas.layers import DartsCell, NodeInput, format_cell_genotype, parse_cell_genotype
+from keras_nas.layers.darts_cell import darts_preprocess
 from keras_nas.layers._utils import batch_norm
 from keras_nas.validation import check_positive_int
-from keras_nas.layers.ops import canonical_op_name
+from keras_nas.layers.ops import canonical_op_name, get_op
 from keras_nas.spaces.base import Space, stem_downsampling
 
 DARTS_OPS = [
@@ -203,9 +204,19 @@ class DartsSpace(Space):
         return positions[:allowed]
 
     def build_values(self, values):
-        """The uncompiled DARTS network of the decisions `values`."""
+        """The uncompiled DARTS network of the decisions `values` (checked first)."""
+        self.genotype(values)
+        return super().build_values(values)
+
+    def build_network(self, choose):
+        """The DARTS network, each node's two inputs and ops made by `choose`.
+
+        Slot `a` of node `k` is `choose("{cell}_node_{k}_input_{a}", ...)` between the states it
+        may read; each input's option holds `choose("{cell}_node_{k}_op_{a}", ...)` of the op on
+        that state (a `NodeInput`), so in a supernet every slot has one op per (input, op) and
+        every cell of a type shares the type's decisions.
+        """
         self._check_configured()
-        genotype = self.genotype(values)
         h, w, _ = self.input_shape
         inputs = keras.Input(self.input_shape)
         stem_channels = self.stem_multiplier * self.channels
@@ -222,15 +233,35 @@ class DartsSpace(Space):
             reduction = i in reductions
             if reduction:
                 channels *= 2
+            kind = "reduce" if reduction else "normal"
+            preprocess = darts_preprocess(channels, reduction_prev)
             cell = DartsCell(
-                genotype["reduce" if reduction else "normal"],
+                self._cell_slots(choose, kind, channels, reduction, preprocess),
                 channels,
                 reduction=reduction,
                 reduction_prev=reduction_prev,
-                name=f"cell_{i}_{'reduce' if reduction else 'normal'}",
+                preprocess=preprocess,
+                name=f"cell_{i}_{kind}",
             )
             s0, s1 = s1, cell([s0, s1])
             reduction_prev = reduction
         x = keras.layers.GlobalAveragePooling2D(name="pool")(s1)
         outputs = keras.layers.Dense(self.num_classes, activation="softmax", name="classifier")(x)
         return keras.Model(inputs, outputs, name="darts")
+
+    def _cell_slots(self, choose, kind, channels, reduction, preprocess):
+        """The two slots of every node of one cell: each the chosen input holding its op
+        (and, for the cell's inputs, the cell's preprocessing of that input)."""
+        def op_on(k, a, i):
+            stride = 2 if reduction and i < 2 else 1
+            return NodeInput(i, choose(f"{kind}_node_{k}_op_{a}", {
+                op: (lambda op=op: get_op(op, channels, stride)) for op in self.ops
+            }), preprocess=preprocess[i] if i < 2 else None)
+
+        return [
+            choose(f"{kind}_node_{k}_input_{a}", {
+                i: (lambda i=i, k=k, a=a: op_on(k, a, i)) for i in range(k + 2)
+            })
+            for k in range(self.nodes)
+            for a in range(2)
+        ]

@@ -282,10 +282,26 @@ class MobileNetSpace(Space):
         stem = 2 if "stem" in keep else 1
         return stem, [2 if s in keep else 1 for s in range(len(self.stages))]
 
-    def build_values(self, values):
-        """The uncompiled network of the decisions `values`."""
+    def build_network(self, choose):
+        """The uncompiled network, each decision made by `choose(name, options)`.
+
+        The width multiplier chooses between whole networks (it changes every channel
+        count, so each width has its own weights); in a stage, each block past the first is
+        a `stage_{s}_depth` choice between the block (every depth that reaches it runs the
+        same block, `keras_nas.spaces.choices.shared`) and an identity; a block's kernel
+        option holds its expansion choice. `build_values` passes `FixedChoices` (one
+        architecture; skipped blocks are `Identity` layers named `stage_{s}_block_{b}_skipped`),
+        `keras_nas.oneshot.build_supernet` its weight-sharing chooser.
+        """
         self._check_configured()
-        width, stages = self.blocks(values)
+        return choose("width_multiplier", {
+            width: (lambda width=width: self._network(width, choose))
+            for width in self.width_multipliers
+        })
+
+    def _network(self, width, choose):
+        from keras_nas.spaces.choices import shared
+
         h, w, _ = self.input_shape
         stem_stride, stage_strides = self.strides_for(min(h, w))
         inputs = keras.Input(self.input_shape)
@@ -299,16 +315,19 @@ class MobileNetSpace(Space):
         )(inputs)
         x = batch_norm(name="stem_bn")(x)
         x = keras.layers.ReLU(6.0, name="stem_relu")(x)
-        for s, ((filters, _, _), blocks) in enumerate(zip(self.stages, stages)):
-            for b, (kernel, expansion) in enumerate(blocks):
-                x = MBConv(
-                    make_divisible(filters * width),
-                    kernel_size=kernel,
-                    expansion=expansion,
-                    strides=stage_strides[s] if b == 0 else 1,
-                    se_ratio=self.se_ratio,
-                    name=f"stage_{s}_block_{b}",
-                )(x)
+        for s, (filters, max_depth, _) in enumerate(self.stages):
+            for b in range(max_depth):
+                name = f"stage_{s}_block_{b}"
+                block = shared(lambda name=name, b=b, s=s, filters=filters: self._block(
+                    choose, name, make_divisible(filters * width),
+                    stage_strides[s] if b == 0 else 1))
+                if b == 0:
+                    x = block()(x)
+                    continue
+                skip = shared(lambda name=name: keras.layers.Identity(name=f"{name}_skipped"))
+                x = choose(f"stage_{s}_depth", {
+                    depth: block if depth > b else skip for depth in range(1, max_depth + 1)
+                })(x)
         if self.head_channels:
             x = keras.layers.Conv2D(
                 make_divisible(self.head_channels * max(1.0, width)),
@@ -324,10 +343,22 @@ class MobileNetSpace(Space):
         outputs = keras.layers.Dense(self.num_classes, activation="softmax", name="classifier")(x)
         return keras.Model(inputs, outputs, name="mobilenet")
 
+    def _block(self, choose, name, filters, strides):
+        """Block `name`: its kernel option holds the choice of its expansion."""
+        return choose(f"{name}_kernel", {
+            kernel: (lambda kernel=kernel: choose(f"{name}_expansion", {
+                expansion: (lambda expansion=expansion: MBConv(
+                    filters, kernel_size=kernel, expansion=expansion, strides=strides,
+                    se_ratio=self.se_ratio, name=name))
+                for expansion in self.expansions
+            }))
+            for kernel in self.kernel_sizes
+        })
+
     def latency_blocks(self, values):
         """The `BlockSpec`s of the network of `values`, in order: stem, each MBConv, head.
 
-        Follows `build_values` above (strides from the input size, widths rounded with
+        Follows `build_network` above (strides from the input size, widths rounded with
         `make_divisible`); the head is the 1x1 conv, pooling and classifier. For
         `keras_nas.hardware.LatencyPredictor`.
         """
