@@ -112,7 +112,9 @@ def test_options_may_share_one_candidate_layer():
     assert again.option_candidates == [0, 1, 1, 1]
     with pytest.raises(ValueError, match="leaves candidates \\[1\\] unused"):
         MixedOp([skip, conv], option_candidates=[0, 0])
-    with pytest.raises(ValueError, match="`option_candidates`"):
+    with pytest.raises(ValueError, match="`option_candidates\\[1\\]` must be an integer between 0 and 1"):
         MixedOp([skip, conv], option_candidates=[0, 2])
+    with pytest.raises(TypeError, match="`option_candidates\\[0\\]`"):
+        MixedOp([skip, conv], option_candidates=["a", 1])
     with pytest.raises(ValueError, match="`names` must name each of the 4 options"):
         MixedOp([skip, conv], option_candidates=[0, 1, 1, 1], names=["a", "b"])

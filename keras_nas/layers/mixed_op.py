@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_nas.validation import check_int
+
 MODES = ("softmax", "gumbel", "single")
 
 
@@ -97,10 +99,7 @@ class MixedOp(keras.layers.Layer):
             raise ValueError(f"`temperature` must be > 0, got {temperature!r}.")
         option_candidates = _check_option_candidates(option_candidates, len(candidates))
         options = len(option_candidates)
-        if int(active) != active or not 0 <= int(active) < options:
-            raise ValueError(
-                f"`active` must be an index in [0, {options}), got {active!r}."
-            )
+        active = check_int(active, "active", minimum=0, maximum=options - 1)
         if names is not None:
             names = [str(n) for n in names]
             if len(names) != options:
@@ -270,13 +269,8 @@ def _check_option_candidates(option_candidates, count):
             "`option_candidates` must be a list of candidate indices, one per option, "
             f"got {option_candidates!r}."
         )
-    checked = []
-    for c in option_candidates:
-        if isinstance(c, bool) or int(c) != c or not 0 <= int(c) < count:
-            raise ValueError(
-                f"`option_candidates` must hold candidate indices in [0, {count}), got {c!r}."
-            )
-        checked.append(int(c))
+    checked = [check_int(c, f"option_candidates[{i}]", minimum=0, maximum=count - 1)
+               for i, c in enumerate(option_candidates)]
     if set(checked) != set(range(count)):
         raise ValueError(
             f"`option_candidates` {checked} leaves candidates "
