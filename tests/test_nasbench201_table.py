@@ -108,3 +108,29 @@ def test_driver_main_writes_json(tmp_path, monkeypatch):
                             "--tanh-constant", "2", "--replay-best", "0"])
     assert tool.strategy_kwargs(args) == {"temperature": None, "tanh_constant": 2.0,
                                           "replay_best": 0}
+
+
+class FakeLatencyTable(FakeTable):
+    """FakeTable with a latency: 2 ms per 3x3 convolution, plus 1."""
+
+    def query(self, arch, columns):
+        row = super().query(arch, columns[:2])
+        convs = list(NASBench201.arch_to_values(arch).values()).count("nor_conv_3x3")
+        row[columns[2]] = 1.0 + 2.0 * convs
+        return row
+
+
+@pytest.mark.parametrize("strategy", ["local", "evolution"])
+def test_latency_driver_trains_no_candidate_over_a_hard_target(strategy):
+    tool = load_tool("nasbench201_latency")
+    args = tool.parse_args(["--strategy", strategy, "--objective", "hard", "--target-ms", "4",
+                            "--queries", "15", "--reward-column", "val",
+                            "--report-column", "test", "--device", "lat"])
+    r = tool.run_seed(args, FakeLatencyTable(), 3)
+    # 15 trainings, every one within the target (at most one 3x3 convolution); the
+    # candidates over it were reported to the oracle untrained, costing no query.
+    assert r["trials"] == r["feasible_trials"] == 15 and r["skipped"] > 0
+    assert r["latency_ms"] <= 4 and r["test"] is not None
+    args.skip_infeasible = False
+    r = tool.run_seed(args, FakeLatencyTable(), 3)
+    assert r["trials"] == 15 and r["skipped"] == 0 and r["feasible_trials"] < 15

@@ -2,14 +2,17 @@
 """Latency-constrained search on the NAS-Bench-201 table, with `lat_pixel3` as the device.
 
 Each seed runs a fresh KerasTuner oracle over `NASBench201Space`'s six `edge_i_j` choices,
-driven as a Tuner drives it (`create_trial` -> `update_trial` -> `end_trial`), for
-`--queries` trials. A trial's metrics are the cell's 12-epoch CIFAR-10 validation accuracy
-(`val_accuracy`, a fraction) and its Pixel 3 latency (`latency_ms`, the `lat_pixel3` column);
-the oracle maximizes a latency-aware reward from `keras_nas.results.objectives` over them
-(`--objective`: `hard`, `mnasnet`, `mnasnet_hard` or `tunas`; random search ignores it).
-The result of a seed is the trial with the best `val_accuracy` among the feasible ones
+driven as a Tuner drives it (`create_trial` -> `update_trial` -> `end_trial`), until
+`--queries` candidates were trained (looked up). A trained candidate's metrics are the
+cell's 12-epoch CIFAR-10 validation accuracy (`val_accuracy`, a fraction) and its latency
+(`latency_ms`, the `--device` column, Pixel 3 by default); the oracle maximizes a
+latency-aware reward from `keras_nas.results.objectives` over them (`--objective`: `hard`,
+`mnasnet`, `mnasnet_hard` or `tunas`; random search ignores it). The result of a seed is
+the trained candidate with the best `val_accuracy` among the feasible ones
 (`latency_ms <= --target-ms`), and what is reported is its 200-epoch CIFAR-10 test accuracy
-against the best test accuracy of any feasible cell in the table.
+against the best test accuracy of any feasible cell in the table. With a hard objective
+(`hard`, `mnasnet_hard`) a candidate over the target is, as in a search, reported with its
+infeasible score and not trained: it costs no query (`--no-skip-infeasible` trains it too).
 
     python tools/nasbench201_latency.py --strategy random --target-ms 8 --queries 100 --seeds 100
     python tools/nasbench201_latency.py --strategy reinforce --objective mnasnet_hard \\
@@ -31,7 +34,7 @@ sys.path.insert(0, REPO)
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--strategy", default="random", help="random, reinforce, evolution, local, bayesian")
+    parser.add_argument("--strategy", default="random", help="a strategy name of keras_nas.search")
     parser.add_argument("--objective", default="mnasnet_hard",
                         help="reward the oracle maximizes: hard, mnasnet, mnasnet_hard, tunas")
     parser.add_argument("--target-ms", type=float, default=8.0, help="latency target T (ms)")
@@ -44,6 +47,11 @@ def parse_args(argv=None):
     parser.add_argument("--report-column", default="c10_200ep_test")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="start no new seed after this long; report the finished ones")
+    parser.add_argument("--skip-infeasible", action=argparse.BooleanOptionalAction, default=True,
+                        help="report a candidate over a hard target untrained, costing no query "
+                             "(as the search does; needs --objective hard or mnasnet_hard)")
+    parser.add_argument("--max-proposals-factor", type=int, default=20,
+                        help="with skipping, at most this many proposals per query")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     if args.queries < 1 or args.seeds < 1:
@@ -64,32 +72,42 @@ def run_seed(args, table, seed):
     hp = keras_tuner.HyperParameters()
     space.declare(hp)
     objective = make_objective(args.objective, target=args.target_ms)
+    max_proposals = args.queries * (args.max_proposals_factor if args.skip_infeasible else 1)
     oracle = make_oracle(args.strategy, objective=objective.keras_tuner_objective(),
-                         max_trials=args.queries, epochs=1, seed=seed, hyperparameters=hp)
+                         max_trials=max_proposals, epochs=1, seed=seed, hyperparameters=hp)
     best = None  # (val, test, latency, arch) of the best feasible trial
-    feasible_trials = 0
+    feasible_trials = trainings = skipped = 0
     columns = [args.reward_column, args.report_column, args.device]
     with tempfile.TemporaryDirectory() as tmp:
         oracle._set_project_dir(tmp, f"seed_{seed}")
         oracle.verbose = 0
-        trials = 0
-        for _ in range(args.queries):
+        # A query is a training. With skipping, a candidate whose latency (known before any
+        # training) is over a hard target is reported with its infeasible score, as the
+        # search's tuner does, and costs no query; `max_proposals` bounds the proposals.
+        while trainings < args.queries and trainings + skipped < max_proposals:
             trial = oracle.create_trial("tuner0")
             if trial.status != "RUNNING":
                 break
             arch = space.encode(trial.hyperparameters.values)
             row = table.query(arch, columns)
-            metrics = {"val_accuracy": row[args.reward_column] / 100.0,
-                       "latency_ms": max(row[args.device], 1e-6)}
-            oracle.update_trial(trial.trial_id, {objective.name: objective(metrics)})
+            latency = max(row[args.device], 1e-6)
+            score = (objective.infeasible_score({"latency_ms": latency})
+                     if args.skip_infeasible else None)
+            if score is not None:
+                skipped += 1
+            else:
+                metrics = {"val_accuracy": row[args.reward_column] / 100.0, "latency_ms": latency}
+                score = objective(metrics)
+                trainings += 1
+                if latency <= args.target_ms:
+                    feasible_trials += 1
+                    if best is None or row[args.reward_column] > best[0]:
+                        best = (row[args.reward_column], row[args.report_column], latency, arch)
+            oracle.update_trial(trial.trial_id, {objective.name: score})
             trial.status = "COMPLETED"
             oracle.end_trial(trial)
-            trials += 1
-            if metrics["latency_ms"] <= args.target_ms:
-                feasible_trials += 1
-                if best is None or row[args.reward_column] > best[0]:
-                    best = (row[args.reward_column], row[args.report_column], row[args.device], arch)
-    return {"seed": seed, "trials": trials, "feasible_trials": feasible_trials,
+    return {"seed": seed, "trials": trainings, "skipped": skipped,
+            "feasible_trials": feasible_trials,
             "test": None if best is None else best[1],
             "latency_ms": None if best is None else best[2],
             "architecture": None if best is None else best[3]}
@@ -120,8 +138,10 @@ def main(argv=None):
         "test_mean": statistics.mean(found) if found else None,
         "test_std": statistics.pstdev(found) if found else None,
         "gap_mean": optimum - statistics.mean(found) if found else None,
+        "skip_infeasible": args.skip_infeasible,
         "feasible_fraction_of_trials": (sum(r["feasible_trials"] for r in results)
                                         / max(1, sum(r["trials"] for r in results))),
+        "skipped_mean": statistics.mean(r["skipped"] for r in results) if results else None,
         "all_found_feasible": all(r["latency_ms"] is None or r["latency_ms"] <= args.target_ms
                                   for r in results),
         "elapsed_s": time.time() - start,
