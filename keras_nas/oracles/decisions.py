@@ -188,6 +188,51 @@ def within_bins(hyperparameters, values, num_bins, rng):
     return complete_values(hyperparameters, out, lambda hp: hp.default)
 
 
+def neighbour_moves(decisions, values):
+    """The one-decision moves away from `values`: `(hp, option)` for every other option of
+    each active decision of `decisions` (`space_decisions`)."""
+    moves = []
+    for hp, options in decisions:
+        if hp.name not in values or not is_active(hp, values):
+            continue
+        current = option_index(options, values[hp.name], hp)
+        moves.extend((hp, options[i]) for i in range(len(options)) if i != current)
+    return moves
+
+
+def untried_completion(hyperparameters, values, num_bins, rng, is_new):
+    """`values` with the decisions it switches on filled in, for which `is_new` holds; `None`
+    when no completion is new.
+
+    Decisions of `values` that are still active are kept, those switched off are dropped;
+    every combination of the newly active ones is visited (in random order), so `None`
+    means all completions were tried.
+    """
+    space = list(hyperparameters.space)
+
+    def walk(i, out):
+        while i < len(space) and not is_active(space[i], out):
+            i += 1  # switched off (or never on): dropped
+        if i == len(space):
+            return dict(out) if is_new(out) else None
+        hp = space[i]
+        if hp.name in values:  # kept as it is
+            out[hp.name] = values[hp.name]
+            found = walk(i + 1, out)
+            del out[hp.name]
+            return found
+        options = decision_options(hp, num_bins) or [hp.default]
+        for k in rng.permutation(len(options)):
+            out[hp.name] = options[int(k)]
+            found = walk(i + 1, out)
+            if found is not None:
+                return found
+        del out[hp.name]
+        return None
+
+    return walk(0, {})
+
+
 def untried_values(hyperparameters, num_bins, rng, is_new, near=None, tries=100):
     """Values of the space for which `is_new(values)` holds, or `None` if none turns up.
 

@@ -4,9 +4,8 @@ from keras_tuner.engine import trial as trial_module
 
 from keras_nas import validation
 from keras_nas.oracles.base import NASOracle
-from keras_nas.oracles.decisions import decision_options
-from keras_nas.oracles.decisions import is_active
-from keras_nas.oracles.decisions import option_index
+from keras_nas.oracles.decisions import neighbour_moves
+from keras_nas.oracles.decisions import untried_completion
 from keras_nas.oracles.decisions import untried_values
 
 _COMPLETED = trial_module.TrialStatus.COMPLETED
@@ -124,13 +123,7 @@ class LocalSearchOracle(NASOracle):
 
     def neighbours(self, values):
         """The moves away from `values`: `(hp, new option)` for each active decision."""
-        moves = []
-        for hp, options in self.decisions():
-            if hp.name not in values or not is_active(hp, values):
-                continue
-            current = option_index(options, values[hp.name], hp)
-            moves.extend((hp, options[i]) for i in range(len(options)) if i != current)
-        return moves
+        return neighbour_moves(self.decisions(), values)
 
     def _untried_neighbour(self, values):
         """A random neighbour of `values` not tried yet, or None when all were tried."""
@@ -145,34 +138,9 @@ class LocalSearchOracle(NASOracle):
         return None
 
     def _complete_untried(self, values):
-        """`values` with the decisions it switches on filled in, untried; None if none is.
-
-        Every combination of the newly active decisions is visited (in random order), so a
-        move is exhausted only when all of its completions were tried.
-        """
-        space = list(self.hyperparameters.space)
-
-        def walk(i, out):
-            while i < len(space) and not is_active(space[i], out):
-                i += 1  # switched off (or never on): dropped
-            if i == len(space):
-                return dict(out) if self._new(out) else None
-            hp = space[i]
-            if hp.name in values:  # kept as it is
-                out[hp.name] = values[hp.name]
-                found = walk(i + 1, out)
-                del out[hp.name]
-                return found
-            options = decision_options(hp, self.num_bins) or [hp.default]
-            for k in self._rng.permutation(len(options)):
-                out[hp.name] = options[int(k)]
-                found = walk(i + 1, out)
-                if found is not None:
-                    return found
-            del out[hp.name]
-            return None
-
-        return walk(0, {})
+        """`values` with the decisions it switches on filled in, untried; None if none is."""
+        return untried_completion(self.hyperparameters, values, self.num_bins, self._rng,
+                                  self._new)
 
     def _new(self, values):
         return not self._duplicate(values)
