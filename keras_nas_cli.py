@@ -21,7 +21,7 @@ import time
 
 #: The names the `keras_nas` registries accept; a test checks these against them.
 SPACE_NAMES = ("cell", "nasbench201", "darts", "mobilenet", "macro")
-STRATEGY_NAMES = ("random", "bayesian", "hyperband", "reinforce", "evolution", "local",
+STRATEGY_NAMES = ("random", "bayesian", "hyperband", "reinforce", "evolution", "local", "gp",
                   "darts", "spos", "enas")
 ONESHOT_STRATEGY_NAMES = ("darts", "spos", "enas")
 LATENCY_OBJECTIVES = ("mnasnet", "mnasnet_hard", "hard", "tunas")

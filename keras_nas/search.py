@@ -131,9 +131,10 @@ class Search:
         space: a space name (`"cell"`/`"nasbench201"`, `"darts"`, `"mobilenet"`/`"macro"`)
             or a `keras_nas.spaces.Space` / `keras_tuner.HyperModel` instance.
         strategy: a KerasTuner oracle by name (`"random"`, `"bayesian"`, `"hyperband"`,
-            `"reinforce"`, `"evolution"`, `"local"`: `keras_nas.oracles.STRATEGIES`), a one-shot
-            weight-sharing search (`"darts"`, `"spos"`, `"enas"`: one supernet trained for
-            `epochs`, then the found architecture retrained), or a `keras_tuner.Oracle`.
+            `"reinforce"`, `"evolution"`, `"local"`, `"gp"`: `keras_nas.oracles.STRATEGIES`),
+            a one-shot weight-sharing search (`"darts"`, `"spos"`, `"enas"`: one supernet
+            trained for `epochs`, then the found architecture retrained), or a
+            `keras_tuner.Oracle`.
         max_trials: the most architectures to train (default: 10, or as many as `max_time`
             allows when it is given).
         epochs: training epochs per trial (Hyperband's largest budget).

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from keras_nas.oracles import EvolutionOracle
+from keras_nas.oracles import GPOracle
 from keras_nas.oracles import LocalSearchOracle
 from keras_nas.oracles import ReinforceOracle
 from keras_nas.oracles.decisions import decision_options
@@ -21,6 +22,7 @@ ORACLES = {
     "evolution": lambda **kw: EvolutionOracle(population_size=4, sample_size=2, **kw),
     "reinforce": lambda **kw: ReinforceOracle(units=8, **kw),
     "local": lambda **kw: LocalSearchOracle(initial_samples=3, **kw),
+    "gp": lambda **kw: GPOracle(initial_samples=3, **kw),
 }
 
 

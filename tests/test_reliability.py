@@ -94,15 +94,18 @@ def test_max_time_starts_no_trial_after_the_deadline(tmp_path):
     assert s.best_model is not None
 
 
-@pytest.mark.parametrize("strategy", ["random", "bayesian", "hyperband", "reinforce", "evolution"])
+@pytest.mark.parametrize("strategy",
+                         ["random", "bayesian", "hyperband", "reinforce", "evolution", "gp"])
 def test_a_seed_makes_the_proposed_sequence_reproducible(strategy, tmp_path):
     if strategy not in keras_nas.oracles.STRATEGIES:
         pytest.skip(f"{strategy} is not registered")
     x, y = toy_data()
     runs = []
     for name in ("a", "b"):
-        # Bayesian optimization leaves its random start after 2 trials, so its model is used.
-        kwargs = {"num_initial_points": 2} if strategy == "bayesian" else None
+        # Bayesian optimization (and gp) leave their random start after 2 trials, so their
+        # model is used.
+        kwargs = {"bayesian": {"num_initial_points": 2},
+                  "gp": {"initial_samples": 2}}.get(strategy)
         s = toy_search(tmp_path, strategy=strategy, project_name=name, max_trials=4, epochs=1,
                        seed=7, strategy_kwargs=kwargs)
         s.fit(x, y)

@@ -48,13 +48,16 @@ STRATEGY_OPTIONS = {
     "beta": float,
     "initial_samples": int,
     "full_neighbourhood": "bool",
+    "neighbours_of": int,
+    "random_candidates": int,
 }
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--strategy", required=True,
-                        help="random, bayesian, reinforce, evolution, local")
+                        help="a strategy name of keras_nas.search (random, bayesian, "
+                             "reinforce, evolution, local, gp, ...)")
     parser.add_argument("--queries", type=int, default=100, help="trials per seed")
     parser.add_argument("--seeds", type=int, default=100, help="number of seeds")
     parser.add_argument("--first-seed", type=int, default=0,

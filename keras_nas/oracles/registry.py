@@ -53,6 +53,14 @@ def _local(objective, max_trials, epochs, seed, **kwargs):
     return LocalSearchOracle(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
 
 
+def _gp(objective, max_trials, epochs, seed, **kwargs):
+    from keras_nas.oracles.gp import GPOracle
+
+    # as local search: 10 random trials, fewer on a small budget
+    kwargs.setdefault("initial_samples", max(2, min(10, int(max_trials or 100) // 5)))
+    return GPOracle(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+
+
 STRATEGIES = {
     "random": _random,
     "bayesian": _bayesian,
@@ -60,6 +68,7 @@ STRATEGIES = {
     "reinforce": _reinforce,
     "evolution": _evolution,
     "local": _local,
+    "gp": _gp,
 }
 
 
