@@ -11,6 +11,18 @@ def toy_space(n=5, k=4):
     return hp
 
 
+def new_oracle(oracle_class, tmp_path, name="p", **kwargs):
+    """An `oracle_class` maximizing "score" over `toy_space()` (unless given), in
+    `tmp_path/name`, quiet, without a trial limit (unless given)."""
+    kwargs.setdefault("objective", keras_tuner.Objective("score", "max"))
+    kwargs.setdefault("hyperparameters", toy_space())
+    kwargs.setdefault("max_trials", None)
+    oracle = oracle_class(**kwargs)
+    oracle._set_project_dir(str(tmp_path), name)
+    oracle.verbose = 0
+    return oracle
+
+
 def matches(values):
     """The share of the five decisions set to `op2` (1.0 at the toy optimum)."""
     return sum(values.get(f"d{i}") == "op2" for i in range(5)) / 5

@@ -11,20 +11,15 @@ from keras_nas.oracles import make_oracle
 from keras_nas.oracles.surrogate import GaussianProcess
 from keras_nas.oracles.surrogate import expected_improvement
 from keras_nas.oracles.surrogate import normal_scores
+from tests import oracle_driver
 from tests.oracle_driver import matches, run, toy_space
 
 MAX = keras_tuner.Objective("score", "max")
 
 
 def new_oracle(tmp_path, name="p", **kwargs):
-    kwargs.setdefault("objective", MAX)
-    kwargs.setdefault("hyperparameters", toy_space())
     kwargs.setdefault("seed", 3)
-    kwargs.setdefault("max_trials", None)
-    oracle = GPOracle(**kwargs)
-    oracle._set_project_dir(str(tmp_path), name)
-    oracle.verbose = 0
-    return oracle
+    return oracle_driver.new_oracle(GPOracle, tmp_path, name, **kwargs)
 
 
 def test_normal_scores_are_rank_quantiles():

@@ -6,6 +6,7 @@ import pytest
 
 from keras_nas.oracles import LocalSearchOracle
 from keras_nas.oracles import make_oracle
+from tests import oracle_driver
 from tests.oracle_driver import matches, run, toy_space
 from keras_nas.search import strategy_names
 
@@ -13,14 +14,8 @@ MAX = keras_tuner.Objective("score", "max")
 
 
 def new_oracle(tmp_path, name="p", **kwargs):
-    kwargs.setdefault("objective", MAX)
-    kwargs.setdefault("hyperparameters", toy_space())
     kwargs.setdefault("seed", 5)
-    kwargs.setdefault("max_trials", None)
-    oracle = LocalSearchOracle(**kwargs)
-    oracle._set_project_dir(str(tmp_path), name)
-    oracle.verbose = 0
-    return oracle
+    return oracle_driver.new_oracle(LocalSearchOracle, tmp_path, name, **kwargs)
 
 
 def differences(a, b):

@@ -243,23 +243,7 @@ def untried_values(hyperparameters, num_bins, rng, is_new, near=None, tries=100)
     of `near` (the first half of the tries, when given) or of random options.
     """
     space = list(hyperparameters.space)
-
-    def walk(i, values):
-        while i < len(space) and not is_active(space[i], values):
-            i += 1
-        if i == len(space):
-            return dict(values) if is_new(values) else None
-        hp = space[i]
-        options = decision_options(hp, num_bins) or [hp.default]
-        for k in rng.permutation(len(options)):
-            values[hp.name] = options[int(k)]
-            found = walk(i + 1, values)
-            if found is not None:
-                return found
-        del values[hp.name]
-        return None
-
-    found = walk(0, {})
+    found = untried_completion(hyperparameters, {}, num_bins, rng, is_new)
     if found is not None or not any(is_binned(hp, num_bins) for hp in space):
         return found
 
