@@ -135,8 +135,9 @@ class Search:
             a one-shot weight-sharing search (`"darts"`, `"spos"`, `"enas"`: one supernet
             trained for `epochs`, then the found architecture retrained), or a
             `keras_tuner.Oracle`.
-        max_trials: the most architectures to train (default: 10, or as many as `max_time`
-            allows when it is given).
+        max_trials: the most architectures to try (default: 10, or as many as `max_time`
+            allows when it is given); candidates skipped untrained under a hard latency
+            target count too.
         epochs: training epochs per trial (Hyperband's largest budget).
         batch_size: batch size for numpy inputs.
         objective: the metric to optimize, with its direction (`"val_accuracy"` by default);

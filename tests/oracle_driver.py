@@ -29,8 +29,9 @@ def matches(values):
 
 
 def drive(oracle, reward, n, grow=None):
-    """Runs up to `n` trials like a Tuner; a reward of None fails the trial. `grow(hp)`, if
-    given, is called on each trial's hyperparameters before it is scored (a space that grows).
+    """Runs up to `n` trials like a Tuner; a reward of None fails the trial, a dict is the
+    trial's metrics (else the reward is its "score"). `grow(hp)`, if given, is called on
+    each trial's hyperparameters before it is scored (a space that grows).
 
     Returns `([(trial_id, values)], status)`: the trials run, in order, and the status that
     ended the run (`"RUNNING"` when all `n` ran).
@@ -47,7 +48,8 @@ def drive(oracle, reward, n, grow=None):
         if score is None:
             trial.status = "FAILED"
         else:
-            oracle.update_trial(trial.trial_id, {"score": score})
+            oracle.update_trial(trial.trial_id,
+                                score if isinstance(score, dict) else {"score": score})
             trial.status = "COMPLETED"
         oracle.end_trial(trial)
         out.append((trial.trial_id, values))

@@ -8,6 +8,7 @@ import pytest
 
 from keras_nas.oracles import GPOracle
 from keras_nas.oracles import make_oracle
+from keras_nas.oracles.base import SKIPPED_METRIC, TARGET_RATIO_METRIC
 from keras_nas.oracles.surrogate import GaussianProcess
 from keras_nas.oracles.surrogate import expected_improvement
 from keras_nas.oracles.surrogate import normal_scores
@@ -78,17 +79,35 @@ def test_proposals_are_reproducible_and_survive_a_reload(tmp_path):
     assert [v for _, v in run(reloaded, matches, 5)] == [v for _, v in run(a, matches, 5)]
 
 
-def test_a_hard_constraint_score_steers_away_from_infeasible_candidates(tmp_path):
-    # op3 anywhere is "over the latency target": scored untrained, negative, as the tuner does
-    def reward(values):
-        if "op3" in values.values():
-            return -1.5
-        return matches(values)
+def slow_ops(values):
+    """The toy's latency over its target: (slow ops (`op2`, `op3`) + 0.5) / 3, <= 1 fits."""
+    return (sum(v in ("op2", "op3") for v in values.values()) + 0.5) / 3
 
-    oracle = new_oracle(tmp_path, initial_samples=5)
+
+@pytest.mark.parametrize("report_ratio", [True, False])
+def test_skipped_candidates_train_a_constraint_model_not_the_reward_model(tmp_path,
+                                                                          report_ratio):
+    # The optimum of the reward (all op2) is over the target; the best that fits has two
+    # op2 and the rest op0/op1. A candidate over the target is skipped as the tuner skips
+    # it: its score is -ratio, untrained, marked; with or without the ratio itself.
+    def reward(values):
+        ratio = slow_ops(values)
+        metrics = {TARGET_RATIO_METRIC: ratio} if report_ratio else {}
+        if ratio > 1:
+            return {**metrics, "score": -ratio, SKIPPED_METRIC: 1.0}
+        return {**metrics, "score": matches(values)}
+
+    oracle = new_oracle(tmp_path, initial_samples=8)
     tried = [v for _, v in run(oracle, reward, 40)]
-    infeasible_after_start = sum("op3" in v.values() for v in tried[5:])
-    assert infeasible_after_start < 0.5 * 35 * (1 - 0.75 ** 5)  # well under random's share
+    scored, margins = oracle._history()
+    assert [values for values, _ in scored] == [v for v in tried if slow_ops(v) <= 1]
+    assert [reward for _, reward in scored] == [matches(v) for v, _ in scored]  # no -ratio
+    expected = [-np.log(slow_ops(v)) if report_ratio else (1.0 if slow_ops(v) <= 1 else -1.0)
+                for v in tried]
+    np.testing.assert_allclose([margin for _, margin in margins], expected)
+    fits = [matches(v) for v in tried if slow_ops(v) <= 1]
+    assert max(fits) == 0.4  # the best that fits: two op2, found
+    assert np.mean(fits[4:]) > 0.2  # after the start, near the boundary (random: 0.156)
 
 
 def test_registered_by_name_and_bad_arguments(tmp_path):

@@ -128,5 +128,7 @@ def test_only_the_hard_constraint_scores_an_infeasible_trial_without_its_accurac
     assert HardConstraint(5.0).infeasible_score(over) == pytest.approx(-1.2)
     assert HardConstraint(5.0).infeasible_score(within) is None
     assert HardConstraint(5.0).infeasible_score({}) is None
+    assert HardConstraint(5.0).target_ratio(over) == pytest.approx(1.2)
+    assert HardConstraint(5.0).target_ratio({}) is None
     for soft in (MnasNetReward(5.0), MnasNetReward(5.0, hard=True), TuNASReward(5.0)):
         assert soft.infeasible_score(over) is None  # their score weighs the accuracy too

@@ -214,9 +214,13 @@ def test_a_hard_latency_target_skips_candidates_over_it_without_training(digits,
         assert "over the target 1.6: not trained" in t["skipped"]
         assert "val_accuracy" not in t["metrics"] and t.get("fit_s") is None
         assert t["score"] == pytest.approx(-t["metrics"]["latency_ms"] / 1.6)
+        assert t["metrics"]["skipped_infeasible"] == 1.0  # what the oracle learns from
+        assert t["metrics"]["latency_to_target"] == pytest.approx(-t["score"])
     for t in within:
         assert t.get("skipped") is None and t["epochs_trained"] == 1
         assert t["score"] == pytest.approx(t["metrics"]["val_accuracy"])
+        assert "skipped_infeasible" not in t["metrics"]
+        assert t["metrics"]["latency_to_target"] <= 1
     assert s.best_architecture.count("nor_conv_3x3") < 2
     with pytest.raises(RuntimeError, match="No candidate met the latency target of 0.1 ms"):
         keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,

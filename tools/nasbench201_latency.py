@@ -66,6 +66,7 @@ def run_seed(args, table, seed):
 
     from keras_nas.results.objectives import make_objective
     from keras_nas.oracles import make_oracle
+    from keras_nas.oracles.base import SKIPPED_METRIC, TARGET_RATIO_METRIC
     from keras_nas.spaces import NASBench201Space
 
     space = NASBench201Space()
@@ -93,17 +94,20 @@ def run_seed(args, table, seed):
             latency = max(row[args.device], 1e-6)
             score = (objective.infeasible_score({"latency_ms": latency})
                      if args.skip_infeasible else None)
+            metrics = {objective.name: score, TARGET_RATIO_METRIC: latency / args.target_ms}
             if score is not None:
                 skipped += 1
+                metrics[SKIPPED_METRIC] = 1.0  # as the search's tuner marks it
             else:
-                metrics = {"val_accuracy": row[args.reward_column] / 100.0, "latency_ms": latency}
-                score = objective(metrics)
+                score = objective({"val_accuracy": row[args.reward_column] / 100.0,
+                                   "latency_ms": latency})
+                metrics[objective.name] = score
                 trainings += 1
                 if latency <= args.target_ms:
                     feasible_trials += 1
                     if best is None or row[args.reward_column] > best[0]:
                         best = (row[args.reward_column], row[args.report_column], latency, arch)
-            oracle.update_trial(trial.trial_id, {objective.name: score})
+            oracle.update_trial(trial.trial_id, metrics)
             trial.status = "COMPLETED"
             oracle.end_trial(trial)
     return {"seed": seed, "trials": trainings, "skipped": skipped,

@@ -6,7 +6,11 @@
 - the search space seen as discrete decisions (`num_bins` values of an `Int` / `Float`,
   `keras_nas.oracles.decisions`);
 - the reward of a trial (the objective, negated when minimized, or `reward_fn(trial)`);
-- one save per ended trial, after the strategy has learned from it (`learn`).
+- one save per ended trial, after the strategy has learned from it (`learn`);
+- which trials were skipped untrained as infeasible (`SKIPPED_METRIC`, `was_skipped`) and how
+  far each trial is from a latency target (`TARGET_RATIO_METRIC`, `target_ratio`): the tuner
+  reports a candidate over a hard target with its infeasible score, untrained, so a strategy
+  may treat that score as a constraint rather than a reward.
 
 A strategy subclasses `NASOracle` and writes `populate_space` and, if it learns, `learn`:
 
@@ -23,6 +27,11 @@ import numpy as np
 
 from keras_nas import validation
 from keras_nas.oracles.decisions import space_decisions
+
+SKIPPED_METRIC = "skipped_infeasible"
+"""Metric (1.0) of a trial reported untrained because it cannot meet a hard constraint."""
+TARGET_RATIO_METRIC = "latency_to_target"
+"""Metric of every trial of a search with a latency target: latency / target (<= 1 fits)."""
 
 
 class NASOracle(keras_tuner.Oracle):
@@ -70,6 +79,19 @@ class NASOracle(keras_tuner.Oracle):
             return None
         value = float(value)
         return value if np.isfinite(value) else None
+
+    @staticmethod
+    def was_skipped(trial):
+        """Whether `trial` was reported untrained as infeasible (see `SKIPPED_METRIC`)."""
+        return trial.metrics.exists(SKIPPED_METRIC)
+
+    @staticmethod
+    def target_ratio(trial):
+        """The trial's latency over the target (`TARGET_RATIO_METRIC`), or None."""
+        if not trial.metrics.exists(TARGET_RATIO_METRIC):
+            return None
+        value = trial.metrics.get_last_value(TARGET_RATIO_METRIC)
+        return float(value) if value is not None and np.isfinite(value) else None
 
     def learn(self, trial):
         """Takes in an ended trial (any status; called once per `end_trial`)."""

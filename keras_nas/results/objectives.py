@@ -154,6 +154,14 @@ class Objective:
         latency = metric_value(metrics, self.latency_metric)
         return latency is not None and latency <= self.target
 
+    def target_ratio(self, metrics):
+        """The trial's latency over the target (<= 1 within it); None when it is missing.
+
+        Example: `HardConstraint(5.0).target_ratio({"latency_ms": 6.0}) == 1.2`.
+        """
+        latency = metric_value(metrics, self.latency_metric)
+        return None if latency is None else latency / self.target
+
     def infeasible_score(self, metrics):
         """The score of a trial over the target when it does not depend on its accuracy, so
         the search need not train it; None when the score needs the accuracy (soft rewards).

@@ -16,6 +16,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from keras_nas.oracles.base import SKIPPED_METRIC, TARGET_RATIO_METRIC
 from keras_nas.spaces import Space
 from keras_nas.tuning import trial_memory
 from keras_nas.tuning.budget import EpochTimer, StopAtDeadline, TimeBudget
@@ -158,6 +159,9 @@ class NASTuner(keras_tuner.Tuner):
         if self.hardware is not None:
             # Latency and size do not depend on the weights: known before any training.
             hardware = self._hardware_metrics(model, hp, trial.trial_id)
+            ratio = None if self.reward is None else self.reward.target_ratio(hardware)
+            if ratio is not None:  # how far from the target: a constraint model's input
+                hardware[TARGET_RATIO_METRIC] = ratio
             skipped = self._skip_infeasible(trial, model, hardware)
             if skipped is not None:
                 self.timings[trial.trial_id].update(
@@ -234,7 +238,8 @@ class NASTuner(keras_tuner.Tuner):
         self.timings[trial.trial_id]["skipped"] = (
             f"{self.reward.latency_metric} {latency:.3g} over the target {self.reward.target:g}: "
             "not trained")
-        return {**hardware, "params": int(model.count_params()), self.reward.name: score}
+        return {**hardware, "params": int(model.count_params()), self.reward.name: score,
+                SKIPPED_METRIC: 1.0}
 
     def _try_build(self, hp):
         # KerasTuner's own clears the session and collects garbage twice more first; a trial
