@@ -12,7 +12,9 @@ the trained candidate with the best `val_accuracy` among the feasible ones
 (`latency_ms <= --target-ms`), and what is reported is its 200-epoch CIFAR-10 test accuracy
 against the best test accuracy of any feasible cell in the table. With a hard objective
 (`hard`, `mnasnet_hard`) a candidate over the target is, as in a search, reported with its
-infeasible score and not trained: it costs no query (`--no-skip-infeasible` trains it too).
+infeasible score and not trained: it costs no query (`--no-skip-infeasible` trains it too);
+as the search's tuner does, every trial reports `latency_to_target` and a skipped one
+`skipped_infeasible`, which a constraint-aware strategy (`gp`) models apart from the reward.
 
     python tools/nasbench201_latency.py --strategy random --target-ms 8 --queries 100 --seeds 100
     python tools/nasbench201_latency.py --strategy reinforce --objective mnasnet_hard \\

@@ -4,8 +4,8 @@ one-hot decisions of the space, expected improvement over neighbours of the best
 import json
 
 import numpy as np
-from scipy import special
 from keras_tuner.engine import trial as trial_module
+from scipy import special
 
 from keras_nas import validation
 from keras_nas.oracles.base import NASOracle
