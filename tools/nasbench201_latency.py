@@ -94,22 +94,21 @@ def run_seed(args, table, seed):
             arch = space.encode(trial.hyperparameters.values)
             row = table.query(arch, columns)
             latency = max(row[args.device], 1e-6)
-            score = (objective.infeasible_score({"latency_ms": latency})
-                     if args.skip_infeasible else None)
-            metrics = {objective.name: score, TARGET_RATIO_METRIC: latency / args.target_ms}
+            measured = {"latency_ms": latency}
+            score = objective.infeasible_score(measured) if args.skip_infeasible else None
+            # as the search's tuner reports a trial
+            metrics = {TARGET_RATIO_METRIC: objective.target_ratio(measured)}
             if score is not None:
                 skipped += 1
-                metrics[SKIPPED_METRIC] = 1.0  # as the search's tuner marks it
+                metrics[SKIPPED_METRIC] = 1.0
             else:
-                score = objective({"val_accuracy": row[args.reward_column] / 100.0,
-                                   "latency_ms": latency})
-                metrics[objective.name] = score
+                score = objective({**measured, "val_accuracy": row[args.reward_column] / 100.0})
                 trainings += 1
                 if latency <= args.target_ms:
                     feasible_trials += 1
                     if best is None or row[args.reward_column] > best[0]:
                         best = (row[args.reward_column], row[args.report_column], latency, arch)
-            oracle.update_trial(trial.trial_id, metrics)
+            oracle.update_trial(trial.trial_id, {**metrics, objective.name: score})
             trial.status = "COMPLETED"
             oracle.end_trial(trial)
     return {"seed": seed, "trials": trainings, "skipped": skipped,
