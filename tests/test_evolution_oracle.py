@@ -127,6 +127,8 @@ def test_bad_arguments_and_registry():
         EvolutionOracle(objective="val_accuracy", population_size=4, sample_size=5)
     with pytest.raises(TypeError, match="seed"):
         EvolutionOracle(objective="val_accuracy", seed="x")
+    with pytest.raises(TypeError, match="popsize"):  # a misspelt option is not swallowed
+        EvolutionOracle(objective="val_accuracy", popsize=4)
     oracle = make_oracle("evolution", objective="val_accuracy", max_trials=100, epochs=1, seed=1)
     assert isinstance(oracle, EvolutionOracle)
     assert oracle.sample_size <= oracle.population_size

@@ -35,12 +35,17 @@ TARGET_RATIO_METRIC = "latency_to_target"
 
 
 class NASOracle(keras_tuner.Oracle):
-    """Base of `EvolutionOracle` and `ReinforceOracle` (see the module docstring).
+    """Base of keras-nas' strategies (see the module docstring).
 
     Args:
+        objective: as for `keras_tuner.Oracle`; its direction is respected.
+        max_trials: the most trials to run.
+        seed: random seed (`0` stays 0, where KerasTuner would draw a random one).
+        hyperparameters: optional `keras_tuner.HyperParameters` declaring the space up front.
         num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
         reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
-        The others: as for `keras_tuner.Oracle`, except that `seed=0` stays 0.
+        allow_new_entries, tune_new_entries, max_retries_per_trial,
+        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
     """
 
     def __init__(self, objective=None, max_trials=10, seed=None, hyperparameters=None,

@@ -4,6 +4,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from keras_nas import validation
 from keras_nas.oracles.base import NASOracle
 from keras_nas.oracles.decisions import complete_values
 from keras_nas.oracles.decisions import option_index
@@ -37,13 +38,9 @@ class EvolutionOracle(NASOracle):
         max_trials: the most trials to run.
         population_size: size of the population (and of the random start).
         sample_size: members drawn for each tournament (at most `population_size`).
-        seed: random seed.
-        hyperparameters: optional `keras_tuner.HyperParameters` declaring the space up front.
-        num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
-        reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
         max_mutations: mutation steps tried to reach values not tried yet.
-        allow_new_entries, tune_new_entries, max_retries_per_trial,
-        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+        **kwargs: `seed`, `hyperparameters`, `num_bins`, `reward_fn` and KerasTuner's
+            `Oracle` arguments, as for `NASOracle`.
 
     Example:
 
@@ -60,37 +57,15 @@ class EvolutionOracle(NASOracle):
         max_trials=10,
         population_size=20,
         sample_size=5,
-        seed=None,
-        hyperparameters=None,
-        num_bins=10,
-        reward_fn=None,
         max_mutations=20,
-        allow_new_entries=True,
-        tune_new_entries=True,
-        max_retries_per_trial=0,
-        max_consecutive_failed_trials=3,
+        **kwargs,
     ):
-        super().__init__(
-            objective=objective, max_trials=max_trials, seed=seed,
-            hyperparameters=hyperparameters, num_bins=num_bins, reward_fn=reward_fn,
-            allow_new_entries=allow_new_entries, tune_new_entries=tune_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
-        if not isinstance(population_size, int) or population_size < 1:
-            raise ValueError(
-                f"`population_size` must be a positive integer, got {population_size!r}."
-            )
-        if not isinstance(sample_size, int) or not 1 <= sample_size <= population_size:
-            raise ValueError(
-                "`sample_size` must be an integer in [1, population_size="
-                f"{population_size}], got {sample_size!r}."
-            )
-        if not isinstance(max_mutations, int) or max_mutations < 1:
-            raise ValueError(f"`max_mutations` must be a positive integer, got {max_mutations!r}.")
-        self.population_size = population_size
-        self.sample_size = sample_size
-        self.max_mutations = max_mutations
+        super().__init__(objective=objective, max_trials=max_trials, **kwargs)
+        self.population_size = validation.check_int(population_size, "population_size",
+                                                    minimum=1)
+        self.sample_size = validation.check_int(sample_size, "sample_size", minimum=1,
+                                                maximum=self.population_size)
+        self.max_mutations = validation.check_int(max_mutations, "max_mutations", minimum=1)
 
         self.population = []  # trial ids, oldest first
         self._rewards = {}  # trial id -> reward of every trial that joined

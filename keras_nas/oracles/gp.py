@@ -60,12 +60,8 @@ class GPOracle(NASOracle):
         random_candidates: random architectures added to each pool.
         max_points: the most completed trials the model is fitted to (the best half of them
             and the most recent rest), bounding the cost of a proposal.
-        seed: random seed.
-        hyperparameters: optional `keras_tuner.HyperParameters` declaring the space up front.
-        num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
-        reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
-        allow_new_entries, tune_new_entries, max_retries_per_trial,
-        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+        **kwargs: `seed`, `hyperparameters`, `num_bins`, `reward_fn` and KerasTuner's
+            `Oracle` arguments, as for `NASOracle`.
 
     Example:
 
@@ -83,22 +79,9 @@ class GPOracle(NASOracle):
         neighbours_of=5,
         random_candidates=100,
         max_points=400,
-        seed=None,
-        hyperparameters=None,
-        num_bins=10,
-        reward_fn=None,
-        allow_new_entries=True,
-        tune_new_entries=True,
-        max_retries_per_trial=0,
-        max_consecutive_failed_trials=3,
+        **kwargs,
     ):
-        super().__init__(
-            objective=objective, max_trials=max_trials, seed=seed,
-            hyperparameters=hyperparameters, num_bins=num_bins, reward_fn=reward_fn,
-            allow_new_entries=allow_new_entries, tune_new_entries=tune_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
+        super().__init__(objective=objective, max_trials=max_trials, **kwargs)
         self.initial_samples = validation.check_int(initial_samples, "initial_samples",
                                                     minimum=2)
         self.neighbours_of = validation.check_int(neighbours_of, "neighbours_of", minimum=0)

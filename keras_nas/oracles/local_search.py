@@ -35,12 +35,8 @@ class LocalSearchOracle(NASOracle):
         max_trials: the most trials to run.
         initial_samples: random trials before the local search starts (at least 1).
         full_neighbourhood: finish a centre's neighbourhood before moving to a better one.
-        seed: random seed.
-        hyperparameters: optional `keras_tuner.HyperParameters` declaring the space up front.
-        num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
-        reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
-        allow_new_entries, tune_new_entries, max_retries_per_trial,
-        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+        **kwargs: `seed`, `hyperparameters`, `num_bins`, `reward_fn` and KerasTuner's
+            `Oracle` arguments, as for `NASOracle`.
 
     Example:
 
@@ -58,22 +54,9 @@ class LocalSearchOracle(NASOracle):
         max_trials=10,
         initial_samples=10,
         full_neighbourhood=False,
-        seed=None,
-        hyperparameters=None,
-        num_bins=10,
-        reward_fn=None,
-        allow_new_entries=True,
-        tune_new_entries=True,
-        max_retries_per_trial=0,
-        max_consecutive_failed_trials=3,
+        **kwargs,
     ):
-        super().__init__(
-            objective=objective, max_trials=max_trials, seed=seed,
-            hyperparameters=hyperparameters, num_bins=num_bins, reward_fn=reward_fn,
-            allow_new_entries=allow_new_entries, tune_new_entries=tune_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
+        super().__init__(objective=objective, max_trials=max_trials, **kwargs)
         initial_samples = validation.check_int(initial_samples, "initial_samples", minimum=1)
         full_neighbourhood = validation.check_choice(full_neighbourhood, "full_neighbourhood",
                                                      (True, False))

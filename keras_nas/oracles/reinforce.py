@@ -58,8 +58,6 @@ class ReinforceOracle(NASOracle):
     Args:
         objective: as for `keras_tuner.Oracle`; its direction is respected.
         max_trials: the most trials to run.
-        seed: seed of the controller's initial weights and of the sampling.
-        hyperparameters: optional `keras_tuner.HyperParameters` declaring the space up front.
         learning_rate: Adam learning rate of the controller.
         batch_size: completed trials per controller update.
         baseline_decay: decay of the moving-average reward baseline.
@@ -68,8 +66,6 @@ class ReinforceOracle(NASOracle):
         tanh_constant: if set, logits are squashed to `tanh_constant * tanh(logits)`
             (`None`: no squashing).
         units: size of the LSTM.
-        num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
-        reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
         max_collisions: redraws of a repeated sample before falling back to random.
         advantage: how a reward becomes the REINFORCE signal: `"baseline"`, reward minus
             the moving-average baseline; `"normalized"`, that difference divided by a
@@ -80,8 +76,9 @@ class ReinforceOracle(NASOracle):
             `replay_weight`: the best architectures found keep pulling the policy, as in
             priority-queue training (Abolafia et al. 2018).
         replay_weight: weight of that term (0: plain REINFORCE).
-        allow_new_entries, tune_new_entries, max_retries_per_trial,
-        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+        **kwargs: `seed` (of the controller's initial weights and of the sampling),
+            `hyperparameters`, `num_bins`, `reward_fn` and KerasTuner's `Oracle` arguments,
+            as for `NASOracle`.
 
     Example:
 
@@ -97,8 +94,6 @@ class ReinforceOracle(NASOracle):
         self,
         objective=None,
         max_trials=10,
-        seed=None,
-        hyperparameters=None,
         learning_rate=0.05,
         batch_size=1,
         baseline_decay=0.9,
@@ -106,24 +101,13 @@ class ReinforceOracle(NASOracle):
         temperature=5.0,
         tanh_constant=2.5,
         units=16,
-        num_bins=10,
-        reward_fn=None,
         max_collisions=20,
         advantage="normalized",
         replay_best=5,
         replay_weight=0.3,
-        allow_new_entries=True,
-        tune_new_entries=True,
-        max_retries_per_trial=0,
-        max_consecutive_failed_trials=3,
+        **kwargs,
     ):
-        super().__init__(
-            objective=objective, max_trials=max_trials, seed=seed,
-            hyperparameters=hyperparameters, num_bins=num_bins, reward_fn=reward_fn,
-            allow_new_entries=allow_new_entries, tune_new_entries=tune_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
+        super().__init__(objective=objective, max_trials=max_trials, **kwargs)
         validation.check_number(learning_rate, "learning_rate", positive=True)
         validation.check_int(batch_size, "batch_size", minimum=1)
         baseline_decay = validation.check_number(baseline_decay, "baseline_decay", minimum=0)
