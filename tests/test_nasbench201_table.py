@@ -134,3 +134,14 @@ def test_latency_driver_trains_no_candidate_over_a_hard_target(strategy):
     args.skip_infeasible = False
     r = tool.run_seed(args, FakeLatencyTable(), 3)
     assert r["trials"] == 15 and r["skipped"] == 0 and r["feasible_trials"] < 15
+
+
+def test_landscape_of_a_table_with_one_hill():
+    tool = load_tool("nasbench201_landscape")
+    land = tool.Landscape(FakeTable(), reward="val", report="test")
+    optima = land.local_optima()
+    # FakeTable's score adds up per edge: one optimum (3x3 everywhere), every climb ends on it.
+    assert len(optima) == 1 and land.reward[optima[0]] == 60 + 3 * 6
+    assert np.all(land.steepest_ascent_ends() == optima[0])
+    queries, end = land.local_search(0, np.random.default_rng(0))  # from all-`none`
+    assert end == optima[0] and queries >= 6 + 24  # at least 6 moves and a last neighbourhood
