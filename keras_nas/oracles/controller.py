@@ -10,6 +10,8 @@ import math
 import keras
 import numpy as np
 
+from keras_nas.autodiff import update_step
+
 
 @keras.saving.register_keras_serializable(package="keras_nas")
 class LSTMController(keras.Model):
@@ -198,37 +200,41 @@ def softmax(logits):
     return e / e.sum()
 
 
-def reinforce_step(controller, optimizer, sequences, advantages, entropy_weight, elites=(),
+def reinforce_loss(controller, sequences, advantages, entropy_weight, elites=(),
                    replay_weight=0.0):
-    """One REINFORCE update of `controller`; returns `(loss, mean entropy)`.
+    """The REINFORCE loss of `controller` and the mean entropy: `(loss, mean entropy)`.
 
     The loss, the same for `ReinforceOracle` and ENAS, is
     `-mean_b(advantage_b * log p(sequence_b)) - entropy_weight * mean_b(entropy_b)
     - replay_weight * mean_e(log p(elite_e))`, where a sequence is a list of
     `(decision_index, option)` (the option an int or an int scalar tensor) and `elites` are
-    sequences to imitate (replay of the best architectures; none by default). Runs eagerly or
-    inside a `tf.function` (TensorFlow's `GradientTape`).
+    sequences to imitate (replay of the best architectures; none by default).
+    """
+    loss = 0.0
+    total_entropy = 0.0
+    for advantage, sequence in zip(advantages, sequences):
+        log_prob, entropy = controller.log_prob(sequence)
+        loss = loss - advantage * log_prob - entropy_weight * entropy
+        total_entropy = total_entropy + entropy
+    loss = loss / len(sequences)
+    for sequence in elites:
+        log_prob, _ = controller.log_prob(sequence)
+        loss = loss - replay_weight * log_prob / len(elites)
+    return loss, total_entropy / len(sequences)
+
+
+def reinforce_step(controller, optimizer, sequences, advantages, entropy_weight, elites=(),
+                   replay_weight=0.0):
+    """One eager REINFORCE update of `controller` (`reinforce_loss`) on any Keras backend;
+    returns `(loss, mean entropy)`.
 
     Example: `reinforce_step(controller, keras.optimizers.Adam(1e-3), [[(0, 1), (1, 0)]], [0.5], 0.01)`.
     """
-    import tensorflow as tf
-
-    variables = controller.trainable_variables
-    with tf.GradientTape() as tape:
-        loss = 0.0
-        total_entropy = 0.0
-        for advantage, sequence in zip(advantages, sequences):
-            log_prob, entropy = controller.log_prob(sequence)
-            loss = loss - advantage * log_prob - entropy_weight * entropy
-            total_entropy = total_entropy + entropy
-        loss = loss / len(sequences)
-        for sequence in elites:
-            log_prob, _ = controller.log_prob(sequence)
-            loss = loss - replay_weight * log_prob / len(elites)
-    grads = tape.gradient(loss, variables)
-    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-    optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
-    return loss, total_entropy / len(sequences)
+    step = update_step(
+        lambda: reinforce_loss(controller, sequences, advantages, entropy_weight, elites,
+                               replay_weight),
+        controller.trainable_variables, optimizer, compiled=False)
+    return step()
 
 
 class NumpyPolicy:

@@ -9,7 +9,8 @@ from keras_tuner.engine import trial as trial_module
 
 from keras_nas import validation
 from keras_nas.oracles.base import NASOracle
-from keras_nas.oracles.controller import LSTMController, reinforce_step, softmax
+from keras_nas.autodiff import update_step
+from keras_nas.oracles.controller import LSTMController, reinforce_loss, softmax
 from keras_nas.oracles.decisions import option_index
 from keras_nas.oracles.decisions import space_decisions
 from keras_nas.oracles.decisions import untried_values
@@ -52,8 +53,8 @@ class ReinforceOracle(NASOracle):
     trials were learned from) is JSON in `get_state()`, so a reloaded search continues the
     same policy and never learns from a trial twice; a controller saved before the space
     grew is restored as it was and grows on its next use, as it would have without the
-    reload. The controller needs the TensorFlow backend of Keras (it differentiates with
-    `tf.GradientTape`).
+    reload. The controller trains on any Keras backend (`keras_nas.autodiff`); on TensorFlow a
+    step is compiled once its batch structure comes back.
 
     Args:
         objective: as for `keras_tuner.Oracle`; its direction is respected.
@@ -328,13 +329,6 @@ class ReinforceOracle(NASOracle):
 
     def _update_controller(self):
         """One REINFORCE step on the queued trials."""
-        import tensorflow as tf
-
-        if keras.backend.backend() != "tensorflow":
-            raise RuntimeError(
-                "ReinforceOracle trains its controller with TensorFlow: set KERAS_BACKEND="
-                f"'tensorflow' (the backend is {keras.backend.backend()!r})."
-            )
         self._ensure_controller()
         batch = list(self._pending)
         self._pending = []
@@ -351,19 +345,22 @@ class ReinforceOracle(NASOracle):
             step = self._steps.get(key)
             if step is None:
                 # Compile a structure once it comes back: a conditional space makes many
-                # structures that may never repeat, and tracing costs more than one eager step.
-                step = self._make_step(key)
-                if key in self._eager_keys:
-                    step = self._steps[key] = tf.function(step)
+                # structures that may never repeat, and compiling costs more than one eager
+                # step.
+                compiled = key in self._eager_keys
+                step = self._make_step(key, compiled)
+                if compiled:
+                    self._steps[key] = step
                 else:
                     self._eager_keys.add(key)
 
             def options(seqs):
-                return [tf.constant([o for _, o in seq] or [0], dtype="int32") for seq in seqs]
+                return [keras.ops.convert_to_tensor([o for _, o in seq] or [0], dtype="int32")
+                        for seq in seqs]
 
-            _, entropy = step(
-                options(sequences), tf.constant(advantages, dtype="float32"), options(elites)
-            )
+            _, entropy = step(options(sequences),
+                              keras.ops.convert_to_tensor(advantages, dtype="float32"),
+                              options(elites))
             self._history.append(
                 {
                     "step": int(self.updates),
@@ -418,23 +415,23 @@ class ReinforceOracle(NASOracle):
         )
         return baseline, advantages
 
-    def _make_step(self, key):
+    def _make_step(self, key, compiled):
         """The REINFORCE step for batches whose trials (and elites) made the decisions `key`."""
         controller, optimizer = self._controller, self._optimizer
         entropy_weight = self.entropy_weight
         replay_weight = self.replay_weight
         batch_key, elite_key = key
 
-        def step(options, advantages, elite_options):
+        def loss(options, advantages, elite_options):
             sequences = [[(d, options[b][t]) for t, d in enumerate(decisions)]
                          for b, decisions in enumerate(batch_key)]
             elites = [[(d, elite_options[e][t]) for t, d in enumerate(decisions)]
                       for e, decisions in enumerate(elite_key)]
-            return reinforce_step(controller, optimizer, sequences,
+            return reinforce_loss(controller, sequences,
                                   [advantages[b] for b in range(len(batch_key))],
                                   entropy_weight, elites, replay_weight)
 
-        return step
+        return update_step(loss, controller.trainable_variables, optimizer, compiled=compiled)
 
     @property
     def controller_history(self):

@@ -1,0 +1,123 @@
+"""keras-nas on the other Keras backends (issue 18): each check runs in a fresh process with
+`KERAS_BACKEND` set, since a process keeps the backend it imported Keras with."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_on(backend, code, timeout=600):
+    """Runs `code` in a new Python process on `backend`; returns what it printed last (JSON)."""
+    pytest.importorskip(backend)
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT),
+               TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+GRADIENTS = """
+    import json
+    import keras
+    import numpy as np
+    from keras_nas.autodiff import update_step, value_and_gradients
+
+    assert keras.backend.backend() == "{backend}"
+    w = keras.Variable(np.array([1.0, -2.0, 3.0], dtype="float32"))
+    unused = keras.Variable(np.zeros(2, dtype="float32"))
+    value, grads = value_and_gradients(lambda: keras.ops.sum(w ** 2), [w, unused])
+    out = {{"value": float(value), "grads": [keras.ops.convert_to_numpy(g).tolist() for g in grads]}}
+    results = []
+    for compiled in (False, True):
+        v = keras.Variable(np.array([1.0, -2.0, 3.0], dtype="float32"))
+        step = update_step(lambda x: (keras.ops.sum((v * x) ** 2), keras.ops.sum(v)), [v],
+                           keras.optimizers.Adam(0.1), compiled=compiled)
+        for _ in range(3):
+            loss, aux = step(keras.ops.ones((3,)))
+        results.append(keras.ops.convert_to_numpy(v).tolist())
+    out["updated"] = results
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_gradients_and_compiled_update_steps_agree_on_each_backend(backend):
+    out = run_on(backend, GRADIENTS.format(backend=backend))
+    assert out["value"] == pytest.approx(14.0)
+    assert np.allclose(out["grads"][0], [2.0, -4.0, 6.0]) and np.allclose(out["grads"][1], 0)
+    eager, compiled = np.array(out["updated"])
+    # Three Adam steps of about 0.1 each towards 0, the same eagerly and compiled.
+    assert np.allclose(eager, compiled, atol=1e-6)
+    moved = np.abs([1.0, -2.0, 3.0]) - np.abs(eager)
+    assert np.all((moved > 0.25) & (moved <= 0.3 + 1e-6)), eager
+
+
+REINFORCE = """
+    import json, pathlib, tempfile
+    import keras
+    from keras_nas.oracles import ReinforceOracle
+    from tests.oracle_driver import drive, matches, new_oracle
+
+    assert keras.backend.backend() == "{backend}"
+    folder = pathlib.Path(tempfile.mkdtemp())
+    oracle = new_oracle(ReinforceOracle, folder, seed=3)
+    first, _ = drive(oracle, matches, 12)
+    oracle.save()
+    again = new_oracle(ReinforceOracle, folder, seed=3)
+    again.reload()
+    rest, _ = drive(again, matches, 8)
+    best = max((v for _, v in first + rest), key=matches)
+    fresh = new_oracle(ReinforceOracle, pathlib.Path(tempfile.mkdtemp()), seed=3)
+    print(json.dumps({{"updates": again.updates, "first": [v for _, v in first],
+                      "rest": [v for _, v in rest], "p_best_before": fresh.probability(best),
+                      "p_best_after": again.probability(best)}}))
+"""
+
+
+@pytest.mark.slow
+def test_reinforce_trains_its_controller_on_jax_as_on_tensorflow():
+    runs = {b: run_on(b, REINFORCE.format(backend=b)) for b in ("tensorflow", "jax")}
+    for out in runs.values():
+        values = out["first"] + out["rest"]
+        assert out["updates"] == 20  # learned from every trial, across the reload
+        assert len({json.dumps(v, sort_keys=True) for v in values}) == 20
+        # The policy learned: the best architecture found became more likely (replay).
+        assert out["p_best_after"] > 2 * out["p_best_before"]
+
+
+SEARCH = """
+    import json, pathlib, tempfile
+    import keras, keras_nas
+    from keras_nas import data
+
+    (x, y), _ = data.load_digits()
+    statuses = {{}}
+    for strategy in {strategies!r}:
+        folder = pathlib.Path(tempfile.mkdtemp())
+        model = keras_nas.search(
+            x[:150], y[:150], validation_data=(x[150:200], y[150:200]), space="cell",
+            strategy=strategy, max_trials=2, epochs=1, seed=2, directory=folder,
+            space_kwargs={{"channels": 4, "cells_per_stage": 1}}, project_name="p", verbose=0,
+            final_model="checkpoint")
+        summary = json.loads((folder / "p" / "summary.json").read_text())
+        statuses[strategy] = [t["status"] for t in summary["trials"]]
+        assert isinstance(model, keras.Model)
+    print(json.dumps({{"backend": keras.backend.backend(), "statuses": statuses}}))
+"""
+
+
+@pytest.mark.slow
+def test_the_tuner_driven_strategies_search_on_jax():
+    strategies = ["random", "evolution", "reinforce", "local", "gp"]
+    out = run_on("jax", SEARCH.format(strategies=strategies))
+    assert out["backend"] == "jax"
+    assert out["statuses"] == {s: ["COMPLETED", "COMPLETED"] for s in strategies}
