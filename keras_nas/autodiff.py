@@ -4,7 +4,10 @@ Keras' `fit` differentiates for itself; a strategy that trains something else (R
 controller) needs the gradient of its own loss with respect to some Keras variables.
 `value_and_gradients` computes it with the backend's own machinery: `tf.GradientTape` on
 TensorFlow, `jax.value_and_grad` over the variables' values (read through a
-`keras.StatelessScope`) on JAX, `torch.autograd.grad` on PyTorch.
+`keras.StatelessScope`) on JAX, `torch.autograd.grad` on PyTorch;
+`value_and_input_gradients` differentiates a function of tensors (the zero-cost proxies'
+gradients with respect to weights passed to `stateless_call`, or to the input), and
+`update_step` makes a compiled optimizer step.
 
 Example:
 
@@ -20,6 +23,51 @@ keras.optimizers.SGD(0.1).apply(grads, layer.trainable_variables)
 import keras
 
 BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def value_and_input_gradients(fn, tensors, has_aux=False):
+    """`(fn(tensors), [d fn / d t for t in tensors])` for a scalar-valued function of tensors.
+
+    Like `jax.value_and_grad` of `fn` at the list `tensors`, on any backend; `fn` must not
+    write to variables (use `model.stateless_call`).
+
+    Example:
+
+    ```python
+    value, (grad,) = value_and_input_gradients(lambda t: keras.ops.sum(t[0] ** 3),
+                                               [keras.ops.ones((2,))])   # grad: [3., 3.]
+    ```
+    """
+    backend = keras.backend.backend()
+    tensors = list(tensors)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.convert_to_tensor(t) for t in tensors]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            value = fn(tensors)
+        grads = tape.gradient(value[0] if has_aux else value, tensors)
+    elif backend == "jax":
+        import jax
+
+        value, grads = jax.value_and_grad(fn, has_aux=has_aux)(
+            [keras.ops.convert_to_tensor(t) for t in tensors])
+    elif backend == "torch":
+        import torch
+
+        tensors = [keras.ops.convert_to_tensor(t).detach().requires_grad_(True) for t in tensors]
+        value = fn(tensors)
+        grads = torch.autograd.grad(value[0] if has_aux else value, tensors, allow_unused=True)
+    else:
+        raise _unsupported(backend)
+    grads = [keras.ops.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
+    return value, grads
+
+
+def _unsupported(backend):
+    return RuntimeError(f"keras-nas differentiates on the {BACKENDS} backends of Keras, not on "
+                        f"{backend!r}: set KERAS_BACKEND to one of them.")
 
 
 def value_and_gradients(fn, variables, has_aux=False):
@@ -58,10 +106,7 @@ def value_and_gradients(fn, variables, has_aux=False):
         grads = torch.autograd.grad(value[0] if has_aux else value, [v.value for v in variables],
                                     allow_unused=True)
     else:
-        raise RuntimeError(
-            f"keras-nas differentiates on the {BACKENDS} backends of Keras, not on "
-            f"{backend!r}: set KERAS_BACKEND to one of them."
-        )
+        raise _unsupported(backend)
     grads = [keras.ops.zeros_like(v.value) if g is None else g for g, v in zip(grads, variables)]
     return value, grads
 
@@ -98,7 +143,7 @@ def update_step(loss_fn, variables, optimizer, compiled=True):
 
         return tf.function(eager)
     if backend != "jax":
-        return value_and_gradients(None, [])  # raises the unsupported-backend error
+        raise _unsupported(backend)
     import jax
 
     def stateless(values, optimizer_values, *args):

@@ -121,3 +121,34 @@ def test_the_tuner_driven_strategies_search_on_jax():
     out = run_on("jax", SEARCH.format(strategies=strategies))
     assert out["backend"] == "jax"
     assert out["statuses"] == {s: ["COMPLETED", "COMPLETED"] for s in strategies}
+
+
+PROXIES = """
+    import json
+    import keras
+    import numpy as np
+    from keras_nas.estimation import PROXIES, score
+
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.BatchNormalization(), keras.layers.Conv2D(6, 3), keras.layers.ReLU(),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, activation="softmax")])
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") + (
+        1.0 if "variance" in w.path else 0.0) for w in model.weights])
+    x = rng.normal(size=(12, 8, 8, 1)).astype("float32")
+    y = np.arange(12) % 10
+    before = [w.copy() for w in model.get_weights()]
+    scores = {{name: score(model, name, x, y) for name in sorted(PROXIES)}}
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    print(json.dumps(scores))
+"""
+
+
+def test_every_proxy_scores_the_same_on_jax_as_on_tensorflow():
+    tf_scores = run_on("tensorflow", PROXIES.format())
+    jax_scores = run_on("jax", PROXIES.format())
+    assert set(tf_scores) == set(jax_scores) >= {"synflow", "snip", "grad_norm", "jacob_cov",
+                                                 "naswot", "params", "flops"}
+    for name, value in tf_scores.items():
+        assert jax_scores[name] == pytest.approx(value, rel=1e-3, abs=1e-6), name

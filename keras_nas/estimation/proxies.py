@@ -15,8 +15,8 @@ Every proxy takes a built Keras classification model and returns a Python float 
 
 Conventions shared by all proxies:
 
-- **Backend.** Gradients are taken with `tf.GradientTape`, so the proxies need the TensorFlow
-  backend (`KERAS_BACKEND=tensorflow`); other backends raise `RuntimeError`.
+- **Backend.** Any Keras backend that `keras_nas.autodiff` differentiates on (TensorFlow,
+  JAX, PyTorch); synflow's float64 pass turns on JAX's 64-bit mode for its duration.
 - **Weights are never written.** Every forward pass goes through `model.stateless_call` with
   the current weight values (or, for synflow, their absolute values) passed in as tensors,
   and the updated batch-norm statistics it returns are thrown away. A model's weights after a
@@ -58,6 +58,7 @@ import keras
 import numpy as np
 
 from keras_nas import compat
+from keras_nas.autodiff import value_and_input_gradients
 
 _JACOB_K = 1e-5
 
@@ -65,18 +66,6 @@ _JACOB_K = 1e-5
 # ---------------------------------------------------------------------------------------------
 # checks and shared machinery
 # ---------------------------------------------------------------------------------------------
-
-
-def _tf():
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(
-            "keras_nas.estimation proxies take gradients with tf.GradientTape and need the "
-            f"TensorFlow backend (KERAS_BACKEND=tensorflow); this Keras runs on "
-            f"{keras.backend.backend()!r}."
-        )
-    import tensorflow as tf
-
-    return tf
 
 
 def _check_model(model):
@@ -180,10 +169,21 @@ def _logits_view(model):
 
 
 def _values(model):
-    tf = _tf()
-    trainable = [tf.convert_to_tensor(v.value) for v in model.trainable_variables]
-    non_trainable = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
+    trainable = [keras.ops.convert_to_tensor(v.value) for v in model.trainable_variables]
+    non_trainable = [keras.ops.convert_to_tensor(v.value) for v in model.non_trainable_variables]
     return trainable, non_trainable
+
+
+def _with(values, indices, replacements):
+    """`values` with `values[i]` replaced by the matching `replacements` for `i` in `indices`."""
+    out = list(values)
+    for i, value in zip(indices, replacements):
+        out[i] = value
+    return out
+
+
+def _numpy(tensor):
+    return np.asarray(keras.ops.convert_to_numpy(tensor), dtype="float64")
 
 
 def _run(model, trainable, non_trainable, x, training):
@@ -205,7 +205,6 @@ def _weight_indices(model):
 
 def _loss_gradients(model, x, y, training=True):
     """Mean cross-entropy gradients w.r.t. the weight tensors, with their values (numpy)."""
-    tf = _tf()
     _check_model(model)
     x = _check_x(x)
     y = _check_y(y, x.shape[0])
@@ -214,26 +213,23 @@ def _loss_gradients(model, x, y, training=True):
     if not idx:
         raise ValueError("`model` has no weight tensors (trainable variables of rank >= 2).")
     watched = [trainable[i] for i in idx]
-    with _logits_view(model):
-        with tf.GradientTape() as tape:
-            tape.watch(watched)
-            logits = _run(model, trainable, non_trainable, tf.constant(x), training)
-            logits = tf.cast(tf.reshape(logits, (x.shape[0], -1)), tf.float32)
-            if int(y.max()) >= logits.shape[-1] or int(y.min()) < 0:
-                raise ValueError(
-                    f"`y` holds labels outside [0, {logits.shape[-1]}) for a model with "
-                    f"{logits.shape[-1]} outputs."
-                )
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    inputs = keras.ops.convert_to_tensor(x)
+    labels = keras.ops.convert_to_tensor(y.astype("int32"))
+
+    def loss_of(weights):
+        logits = _run(model, _with(trainable, idx, weights), non_trainable, inputs, training)
+        logits = keras.ops.cast(keras.ops.reshape(logits, (x.shape[0], -1)), "float32")
+        if int(y.max()) >= logits.shape[-1] or int(y.min()) < 0:
+            raise ValueError(
+                f"`y` holds labels outside [0, {logits.shape[-1]}) for a model with "
+                f"{logits.shape[-1]} outputs."
             )
-    grads = tape.gradient(loss, watched)
-    out = []
-    for w, g in zip(watched, grads):
-        w = w.numpy().astype("float64")
-        g = np.zeros_like(w) if g is None else g.numpy().astype("float64")
-        out.append((w, g))
-    return out
+        return keras.ops.mean(
+            keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+
+    with _logits_view(model):
+        _, grads = value_and_input_gradients(loss_of, watched)
+    return [(_numpy(w), _numpy(g)) for w, g in zip(watched, grads)]
 
 
 def _float(value, proxy):
@@ -299,7 +295,6 @@ def synflow(model, input_shape=None, precision="float64"):
     s = synflow(model, input_shape=(32, 32, 3))
     ```
     """
-    tf = _tf()
     _check_model(model)
     if precision not in ("float64", "float32"):
         raise ValueError(f"`precision` must be 'float64' or 'float32', got {precision!r}.")
@@ -308,27 +303,33 @@ def synflow(model, input_shape=None, precision="float64"):
     idx = _weight_indices(model)
     if not idx:
         raise ValueError("`model` has no weight tensors (trainable variables of rank >= 2).")
-    absolute = [tf.abs(t) for t in trainable]
-    watched = [absolute[i] for i in idx]
-    ones = tf.ones((1,) + input_shape, dtype=precision)
-    with _logits_view(model), _compute_in(model, precision):
-        with tf.GradientTape() as tape:
-            tape.watch(watched)
-            out = _run(model, absolute, non_trainable, ones, training=False)
-            r = tf.reduce_sum(tf.cast(out, "float64"))
-            log_r = tf.math.log(r)
-    r_value = float(r.numpy())
-    if not math.isfinite(r_value):
-        return math.inf
-    if r_value <= 0.0:
-        return 0.0
-    grads = tape.gradient(log_r, watched)
-    total = 0.0
-    for w, g in zip(watched, grads):
-        if g is None:
-            continue
-        total += float(np.sum(np.abs(w.numpy().astype("float64") * g.numpy().astype("float64"))))
+    with _logits_view(model), _compute_in(model, precision), _x64(precision):
+        absolute = [keras.ops.abs(t) for t in trainable]
+        watched = [absolute[i] for i in idx]
+        ones = keras.ops.ones((1,) + input_shape, dtype=precision)
+
+        def log_r_of(weights):
+            out = _run(model, _with(absolute, idx, weights), non_trainable, ones, training=False)
+            r = keras.ops.sum(keras.ops.cast(out, precision))
+            return keras.ops.log(r), r
+
+        (_, r), grads = value_and_input_gradients(log_r_of, watched, has_aux=True)
+        r_value = float(keras.ops.convert_to_numpy(r))
+        if not math.isfinite(r_value):
+            return math.inf
+        if r_value <= 0.0:
+            return 0.0
+        total = sum(float(np.sum(np.abs(_numpy(w) * _numpy(g)))) for w, g in zip(watched, grads))
     return _float(total * r_value, "synflow")
+
+
+def _x64(precision):
+    """JAX computes in float32 unless its 64-bit mode is on: on for a float64 pass."""
+    if precision != "float64" or keras.backend.backend() != "jax":
+        return contextlib.nullcontext()
+    import jax
+
+    return jax.enable_x64(True)
 
 
 def _input_shape(model, input_shape):
@@ -422,20 +423,17 @@ def input_jacobians(model, x, training=True):
 
     Example: `J = input_jacobians(model, x)`.
     """
-    tf = _tf()
     _check_model(model)
     x = _check_x(x)
     trainable, non_trainable = _values(model)
-    xt = tf.constant(x)
+
+    def total_of(inputs):
+        out = _run(model, trainable, non_trainable, inputs[0], training)
+        return keras.ops.sum(keras.ops.cast(out, "float32"))
+
     with _logits_view(model):
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            out = _run(model, trainable, non_trainable, xt, training)
-            total = tf.reduce_sum(tf.cast(out, "float32"))
-    grad = tape.gradient(total, xt)
-    if grad is None:
-        return np.zeros((x.shape[0], int(np.prod(x.shape[1:]))), dtype="float64")
-    return grad.numpy().reshape(x.shape[0], -1).astype("float64")
+        _, (grad,) = value_and_input_gradients(total_of, [keras.ops.convert_to_tensor(x)])
+    return _numpy(grad).reshape(x.shape[0], -1)
 
 
 def jacobian_correlation(jacobians):
@@ -601,7 +599,6 @@ def relu_codes(model, x, training=True):
 
 
 def _forward_relus(model, x, training, sink):
-    tf = _tf()
     targets = relu_layers(model)
     if not targets:
         raise ValueError(
@@ -611,7 +608,7 @@ def _forward_relus(model, x, training, sink):
         )
     trainable, non_trainable = _values(model)
     with _recording(targets, sink):
-        _run(model, trainable, non_trainable, tf.constant(x), training)
+        _run(model, trainable, non_trainable, keras.ops.convert_to_tensor(x), training)
 
 
 def naswot_kernel_of(model, x, training=True):
@@ -622,16 +619,15 @@ def naswot_kernel_of(model, x, training=True):
 
     Example: `K = naswot_kernel_of(model, x)`.
     """
-    tf = _tf()
     _check_model(model)
     x = _check_x(x)
     batch = x.shape[0]
     kernel = np.zeros((batch, batch), dtype="float64")
 
     def accumulate(layer, tensor):
-        c = tf.cast(tf.reshape(tensor, (batch, -1)) > 0, tf.float32)
+        c = keras.ops.cast(keras.ops.reshape(tensor, (batch, -1)) > 0, "float32")
         n = float(c.shape[1])
-        gram = tf.matmul(c, c, transpose_b=True).numpy().astype("float64")
+        gram = _numpy(keras.ops.matmul(c, keras.ops.transpose(c)))
         s = np.diag(gram)  # row sums of a 0/1 matrix: c_i . c_i
         kernel[...] += 2.0 * gram + n - s[:, None] - s[None, :]
 
