@@ -152,3 +152,38 @@ def test_every_proxy_scores_the_same_on_jax_as_on_tensorflow():
                                                  "naswot", "params", "flops"}
     for name, value in tf_scores.items():
         assert jax_scores[name] == pytest.approx(value, rel=1e-3, abs=1e-6), name
+
+
+EXPORT = """
+    import json, pathlib, tempfile
+    import keras, numpy as np
+    import keras_nas
+    from keras_nas.hardware import export_tflite
+    from keras_nas.spaces import NASBench201Space
+    import keras_tuner
+
+    space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=4,
+                             cells_per_stage=1)
+    model = space.build(keras_tuner.HyperParameters())
+    folder = pathlib.Path(tempfile.mkdtemp())
+    model.save(folder / "m.keras")
+    again = keras.saving.load_model(folder / "m.keras")
+    x = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype("float32")
+    same = bool(np.allclose(model.predict(x, verbose=0), again.predict(x, verbose=0), atol=1e-5))
+    reports = {{}}
+    for q in (None, "int8"):
+        report = export_tflite(model, folder / f"{{q}}.tflite", quantization=q,
+                               representative_data=x)
+        reports[q or "float32"] = [report.top1_agreement, report.max_abs_diff]
+    print(json.dumps({{"backend": keras.backend.backend(), "reloads": same,
+                      "agreement": reports}}))
+"""
+
+
+def test_a_jax_model_reloads_and_exports_to_tflite_through_a_tensorflow_process():
+    out = run_on("jax", EXPORT.format())
+    assert out["backend"] == "jax" and out["reloads"]
+    # The float export computes what the model does; the int8 one is close (an untrained
+    # network's near-uniform outputs make its top-1 agreement meaningless, so: the values).
+    assert out["agreement"]["float32"][0] == 1.0 and out["agreement"]["float32"][1] < 1e-4
+    assert out["agreement"]["int8"][1] < 0.05

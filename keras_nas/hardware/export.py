@@ -1,13 +1,21 @@
 """Export a Keras model to a TFLite flatbuffer and check the export against the model.
 
 Conversion uses `tf.lite.TFLiteConverter.from_keras_model`; TensorFlow is imported only
-when a function here is called, so the rest of keras-nas does not need it.
+when a function here is called, so the rest of keras-nas does not need it. The converter
+needs a model of Keras' TensorFlow backend: a model built on another backend (JAX, PyTorch)
+is saved as `.keras` and converted by a TensorFlow process (`python -m
+keras_nas.hardware.export MODEL.keras OUT.tflite ...`), which needs `tensorflow` installed
+beside that backend.
 """
 
+import argparse
 import contextlib
 import dataclasses
 import io
 import os
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 
@@ -87,6 +95,11 @@ def to_tflite(model, quantization=None, representative_data=None, int8_io=False,
     _check_keras_model(model)
     if int8_io and quantization != "int8":
         raise ValueError("`int8_io=True` needs `quantization='int8'`.")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return _convert_in_tensorflow_process(model, quantization, representative_data,
+                                              int8_io, max_representative_samples)
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -120,6 +133,64 @@ def to_tflite(model, quantization=None, representative_data=None, int8_io=False,
     with contextlib.redirect_stdout(io.StringIO()):
         data = converter.convert()
     return bytes(data)
+
+
+def _convert_in_tensorflow_process(model, quantization, representative_data, int8_io,
+                                   max_representative_samples):
+    """`to_tflite` of a model of another backend: saved, converted by a TensorFlow process."""
+    import keras
+
+    with tempfile.TemporaryDirectory(prefix="keras_nas_export_") as folder:
+        source = os.path.join(folder, "model.keras")
+        target = os.path.join(folder, "model.tflite")
+        model.save(source)
+        command = [sys.executable, "-m", "keras_nas.hardware.export", source, target,
+                   "--max-representative-samples", str(int(max_representative_samples))]
+        if quantization is not None:
+            command += ["--quantization", quantization]
+        if representative_data is not None:
+            np.save(os.path.join(folder, "representative.npy"),
+                    _as_float_array(representative_data, "representative_data"))
+            command += ["--representative-data", os.path.join(folder, "representative.npy")]
+        if int8_io:
+            command.append("--int8-io")
+        env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+            raise RuntimeError(
+                "Converting the model to TFLite in a TensorFlow process failed (TFLite "
+                "conversion needs the `tensorflow` package beside Keras' "
+                f"{keras.backend.backend()} backend): "
+                + (lines[-1] if lines else f"exit status {done.returncode}"))
+        with open(target, "rb") as f:
+            return f.read()
+
+
+def main(argv=None):
+    """`python -m keras_nas.hardware.export MODEL.keras OUT.tflite [--quantization Q] ...`:
+    converts a saved model (on the TensorFlow backend, whatever backend saved it)."""
+    parser = argparse.ArgumentParser(description=main.__doc__.split(":")[0])
+    parser.add_argument("model", help="a .keras file")
+    parser.add_argument("output", help="where to write the .tflite file")
+    parser.add_argument("--quantization", choices=[q for q in QUANTIZATIONS if q])
+    parser.add_argument("--representative-data", help="a .npy batch of input examples")
+    parser.add_argument("--int8-io", action="store_true")
+    parser.add_argument("--max-representative-samples", type=int, default=200)
+    args = parser.parse_args(argv)
+    import keras
+
+    import keras_nas  # noqa: F401  (registers keras-nas' layers for loading)
+
+    if keras.backend.backend() != "tensorflow":
+        parser.error("run it with KERAS_BACKEND=tensorflow")
+    model = keras.saving.load_model(args.model)
+    representative = (None if args.representative_data is None
+                      else np.load(args.representative_data))
+    data = to_tflite(model, args.quantization, representative, args.int8_io,
+                     args.max_representative_samples)
+    with open(args.output, "wb") as f:
+        f.write(data)
 
 
 @dataclasses.dataclass
@@ -313,3 +384,7 @@ def export_tflite(model, path, quantization=None, representative_data=None, int8
         f.write(data)
     report.path = path
     return report
+
+
+if __name__ == "__main__":
+    main()
