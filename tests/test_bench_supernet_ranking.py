@@ -69,3 +69,23 @@ def test_tiny_run_ranks_spos_and_enas_against_two_seeds(tmp_path, capsys):
     again = bench.main(["--data", "digits", "--cells", "3", "--channels", "4", "--epochs", "1",
                         "--json", str(out)])
     assert again["reference"] == summary["reference"] and len(again["runs"]) == 2
+
+
+def test_report_has_the_ceiling_a_row_per_run_and_the_supernet_seed_agreement():
+    bench = load_tool("bench_supernet_ranking")
+    setting = {"data": "mnist14", "cells": 4, "channels": 8, "cells_per_stage": 1, "epochs": 10,
+               "seeds": [0, 1], "batch_size": 64, "cell_seed": 1}
+    ref = [0.90, 0.92, 0.94, 0.96]
+    summary = {"setting": setting, "reference": ref, "per_seed": [ref, ref[::-1]],
+               "seed_to_seed": bench.rank_correlations(ref, ref[::-1])}
+    runs = []
+    for seed, inherited in ((0, [0.5, 0.6, 0.7, 0.8]), (1, [0.6, 0.5, 0.7, 0.8])):
+        config = bench.parse_config(f"spos:optimizer=adam,epochs=80,seed={seed}")
+        runs.append({"config": config, "calibration_batches": 4, "eval_samples": 1000,
+                     "inherited": inherited, "final_supernet_train_accuracy": 0.9,
+                     "supernet_seconds": 100.0, "load_average": 3.0,
+                     **bench.rank_correlations(inherited, ref)})
+    text = bench.report(summary, runs)
+    assert "(the ceiling): Kendall tau **-1.000**" in text
+    assert "| `spos:optimizer=adam,epochs=80,seed=0` | 80 | 4 | 1000 | **1.000** |" in text
+    assert "Supernet seed 0 vs seed 1" in text and "Kendall tau 0.667 between" in text

@@ -322,6 +322,20 @@ def report(summary, runs):
             f"{r['spearman']:.3f} | {sub['kendall_tau']:.3f} | "
             f"{r['final_supernet_train_accuracy']:.3f} | {r['supernet_seconds']:.0f} | "
             f"{r['load_average']:.1f} |")
+    groups = {}
+    for r in runs:
+        key = json.dumps({**{k: v for k, v in r["config"].items() if k not in ("seed", "label")},
+                          "scoring": [r["calibration_batches"], r["eval_samples"]]}, sort_keys=True)
+        groups.setdefault(key, []).append(r)
+    for group in (g for g in groups.values() if len(g) >= 2):
+        a, b = group[:2]
+        c = rank_correlations(a["inherited"], b["inherited"])
+        mean = rank_correlations(list(np.mean([a["inherited"], b["inherited"]], axis=0)), ref)
+        lines += ["", f"Supernet seed {a['config']['seed']} vs seed {b['config']['seed']} of "
+                  f"`{a['config']['label']}` (BN batches {a['calibration_batches']}): Kendall tau "
+                  f"{c['kendall_tau']:.3f} between their inherited accuracies; their mean against "
+                  f"the reference: Kendall tau {mean['kendall_tau']:.3f}, Spearman "
+                  f"{mean['spearman']:.3f}."]
     return "\n".join(lines)
 
 
