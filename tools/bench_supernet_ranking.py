@@ -13,20 +13,20 @@ and cell), so a rerun trains only what is missing; each configuration's result i
 same file under its label. `--report` prints the Markdown table of every configuration there.
 
     OMP_NUM_THREADS=1 python tools/bench_supernet_ranking.py --data mnist14 --cells 30 \\
-        --config spos:sampling=uniform,epochs=30 --config spos:sampling=fair,epochs=30 \\
+        --config spos:sampling=fair,optimizer=adam,epochs=80 --config enas:epochs=20 \\
         --json docs/benchmarks/supernet_ranking.json --report
 
 A configuration is `method:key=value,...` with `method` `spos` or `enas` and keys `epochs`
-(supernet epochs), `sampling` (`uniform` or `fair`, SPOS only), `optimizer` (`sgd`: SGD 0.05 momentum 0.9 cosine decay, the searches' default; `adam`: Adam
-3e-3 constant, what tools/bench_oneshot.py used), `learning_rate` (of that optimizer),
-`seed`, and `label` (defaults to the configuration text).
+(supernet epochs), `sampling` (`uniform` or `fair`, SPOS only), `optimizer` (`sgd`: SGD 0.05,
+momentum 0.9, cosine decay, the searches' default; `adam`: Adam 3e-3, constant, what
+tools/bench_oneshot.py uses), `learning_rate` (of that optimizer), `seed`, and `label`
+(defaults to the configuration text). The stand-alone cache key leaves out `--batch-size`:
+keep it fixed within one file.
 """
 
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
@@ -127,7 +127,7 @@ def train_standalone(space, arch, data, epochs, batch_size, seed):
     return acc
 
 
-def make_search(space, config, batch_size):
+def make_search(space, config):
     """The SPOS or ENAS search of `config` (evolution/final sampling kept minimal: only the
     trained supernet is used here)."""
     import keras
@@ -230,7 +230,7 @@ def main(argv=None):
                "cells_per_stage": args.cells_per_stage, "epochs": args.epochs,
                "seeds": args.seeds, "batch_size": args.batch_size, "cell_seed": args.cell_seed}
     for config in configs:
-        search = make_search(space, config, args.batch_size)
+        search = make_search(space, config)
         search.fit(data[0], data[1], validation_data=data[2:], epochs=config["epochs"],
                    batch_size=args.batch_size)
         for batches, samples in args.scoring:
