@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from keras_nas.oneshot import SPOSSearch, build_supernet, recalibrate_batch_norm
 from keras_nas.testing.toy_task import OneOpSpace, diagonal_task
@@ -50,3 +51,37 @@ def test_batch_norm_recalibration_uses_the_path_statistics():
     # the average of the per-batch means equals the mean over all (equal-sized) batches
     np.testing.assert_allclose(stem_bn.moving_mean.numpy(), pre.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)
     assert stem_bn.momentum == 0.9  # restored
+
+
+def test_fair_sampling_trains_every_option_once_per_block():
+    space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=4, cells_per_stage=1)
+    search = SPOSSearch(space, sampling="fair", exclude=(), seed=0)
+    net = search.supernet = build_supernet(space, seed=0)
+    paths = np.array([search.training_path() for _ in range(50)])  # 10 blocks of 5 steps
+    for block in paths.reshape(10, 5, 6):
+        for d in range(6):
+            assert sorted(block[:, d]) == [0, 1, 2, 3, 4]
+    # uniform sampling is not fair: some block repeats an option of some decision
+    search = SPOSSearch(space, sampling="uniform", exclude=(), seed=0)
+    search.supernet = net
+    uniform = np.array([search.training_path() for _ in range(50)]).reshape(10, 5, 6)
+    assert any(len(set(block[:, d])) < 5 for block in uniform for d in range(6))
+
+
+def test_fair_sampling_is_what_supernet_training_uses():
+    x, y = diagonal_task(160, seed=0)
+    space = OneOpSpace(input_shape=(8, 8, 1), num_classes=2, channels=4)
+    search = SPOSSearch(space, population_size=2, generations=0, sampling="fair", exclude=(),
+                        seed=0)
+    drawn = []
+    fair_path = search.fair_path
+    search.fair_path = lambda: drawn.append(fair_path()) or drawn[-1]
+    search.fit(x, y, validation_data=(x[:32], y[:32]), epochs=1, batch_size=16)  # 10 steps
+    assert len(drawn) == 10
+    assert sorted(p[0] for p in drawn[:5]) == sorted(p[0] for p in drawn[5:]) == [0, 1, 2, 3, 4]
+
+
+def test_spos_bad_sampling():
+    space = OneOpSpace(input_shape=(8, 8, 1), num_classes=2)
+    with pytest.raises(ValueError, match="`sampling`"):
+        SPOSSearch(space, sampling="fairnas")

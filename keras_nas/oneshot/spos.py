@@ -12,8 +12,11 @@ from keras_nas.oneshot._base import OneShotSearch, batch_accuracy, sparse_ce
 class SPOSSearch(OneShotSearch):
     """Uniform single-path supernet training, then evolution over weight-inheriting subnets.
 
-    Training: every step draws one path uniformly (one option per decision) and trains only
-    that path's weights on a training batch. Search: an evolutionary algorithm (population,
+    Training: every step draws one path (one option per decision) and trains only that path's
+    weights on a training batch. `sampling="uniform"` draws each decision's option uniformly
+    at random (SPOS); `sampling="fair"` is strict fairness (FairNAS, Chu et al., ICCV 2021):
+    each decision walks through shuffled permutations of its options, so within every block of
+    `n` steps (`n` its number of options) each option of the decision is trained exactly once. Search: an evolutionary algorithm (population,
     top-k parents, crossover and mutation, as in SPOS) scores each candidate by its validation
     accuracy with the inherited supernet weights, after re-estimating the batch-norm statistics
     of that path on `calibration_batches` training batches (the shared statistics belong to no
@@ -32,6 +35,7 @@ class SPOSSearch(OneShotSearch):
         exclude: options a candidate may not take on every decision at once (an all-"none"
             cell is never useful), checked as "not all decisions in `exclude`".
         optimizer: a Keras optimizer replacing the default SGD.
+        sampling: `"uniform"` or `"fair"`, how training paths are drawn (see above).
         seed: random seed.
         verbose: 1 prints progress.
 
@@ -58,10 +62,13 @@ class SPOSSearch(OneShotSearch):
         eval_samples=512,
         exclude=("none",),
         optimizer=None,
+        sampling="uniform",
         seed=None,
         verbose=0,
     ):
         super().__init__(space, seed=seed, verbose=verbose)
+        if sampling not in ("uniform", "fair"):
+            raise ValueError(f"`sampling` must be 'uniform' or 'fair', got {sampling!r}.")
         for name, value, minimum in (
             ("population_size", population_size, 2),
             ("generations", generations, 0),
@@ -85,6 +92,8 @@ class SPOSSearch(OneShotSearch):
         self.eval_samples = eval_samples
         self.exclude = tuple(exclude)
         self._optimizer = optimizer
+        self.sampling = sampling
+        self._fair_queues = None
         self.scores = {}
 
     # -- supernet training -----------------------------------------------------------------
@@ -130,8 +139,35 @@ class SPOSSearch(OneShotSearch):
                 return path
         return path
 
+    def fair_path(self):
+        """The next path of strict-fairness sampling (`sampling="fair"`).
+
+        Decision `d` takes its options in the order of a shuffled permutation, a fresh one
+        after every `n_d` calls, so over each block of `n_d` calls every option is drawn once.
+        A path with every decision in `exclude` is passed over (for NAS-Bench-201's all-`none`
+        cell: 1 in 5**6 paths), which is the only departure from exact fairness.
+
+        Example: with 6 decisions of 5 options, `[search.fair_path() for _ in range(5)]`
+        uses each option of each decision once.
+        """
+        if self._fair_queues is None:
+            self._fair_queues = [[] for _ in self.supernet.num_options]
+        for _ in range(100):
+            path = []
+            for queue, n in zip(self._fair_queues, self.supernet.num_options):
+                if not queue:
+                    queue.extend(int(i) for i in self.rng.permutation(n))
+                path.append(queue.pop(0))
+            if self._valid(path):
+                return path
+        return path
+
+    def training_path(self):
+        """The path of the next supernet training step (uniform or fair, see `sampling`)."""
+        return self.fair_path() if self.sampling == "fair" else self.sample_path()
+
     def train_supernet(self, x, y, epochs, batch_size, log=True):
-        """Trains the supernet, one uniformly sampled path per batch (`log`: a line per epoch)."""
+        """Trains the supernet, one sampled path per batch (`log`: a line per epoch)."""
         net = self.supernet
         # Every weight must exist in the optimizer before a traced step that may skip some.
         if not self.optimizer.built:
@@ -141,7 +177,7 @@ class SPOSSearch(OneShotSearch):
             start = time.perf_counter()
             logs = []
             for xb, yb in self._batches(x, y, batch_size):
-                path = tf.constant(self.sample_path(), dtype="int32")
+                path = tf.constant(self.training_path(), dtype="int32")
                 loss, acc = self._train_step(xb, yb, path)
                 logs.append((float(loss), float(acc)))
             logs = np.asarray(logs)
@@ -216,6 +252,7 @@ class SPOSSearch(OneShotSearch):
         self.history = {"loss": [], "accuracy": [], "seconds": []}
         self.scores = {}
         self.num_evaluated = 0
+        self._fair_queues = None
         self.train_supernet(x, y, epochs, batch_size)
         self._xv, self._yv = xv[: self.eval_samples], yv[: self.eval_samples]
         self._calibration = [xb for xb, _ in self._batches(x, y, batch_size)][
