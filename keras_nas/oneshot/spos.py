@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_nas import validation
 from keras_nas.oneshot._base import OneShotSearch, batch_accuracy, sparse_ce
 
 
@@ -16,8 +17,8 @@ class SPOSSearch(OneShotSearch):
     weights on a training batch. `sampling="uniform"` draws each decision's option uniformly
     at random (SPOS); `sampling="fair"` is strict fairness (FairNAS, Chu et al., ICCV 2021):
     each decision walks through shuffled permutations of its options, so within every block of
-    `n` steps (`n` its number of options) each option of the decision is trained exactly once. Search: an evolutionary algorithm (population,
-    top-k parents, crossover and mutation, as in SPOS) scores each candidate by its validation
+    `n` steps (`n` its number of options) each option of the decision is trained exactly
+    once. Search: an evolutionary algorithm (population, top-k parents, crossover and mutation, as in SPOS) scores each candidate by its validation
     accuracy with the inherited supernet weights, after re-estimating the batch-norm statistics
     of that path on `calibration_batches` training batches (the shared statistics belong to no
     single path).
@@ -67,8 +68,7 @@ class SPOSSearch(OneShotSearch):
         verbose=0,
     ):
         super().__init__(space, seed=seed, verbose=verbose)
-        if sampling not in ("uniform", "fair"):
-            raise ValueError(f"`sampling` must be 'uniform' or 'fair', got {sampling!r}.")
+        validation.check_choice(sampling, "sampling", ("uniform", "fair"))
         for name, value, minimum in (
             ("population_size", population_size, 2),
             ("generations", generations, 0),
