@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from keras_nas.oneshot import SPOSSearch, build_supernet, recalibrate_batch_norm
 from keras_nas.testing.toy_task import OneOpSpace, diagonal_task
@@ -50,3 +51,26 @@ def test_batch_norm_recalibration_uses_the_path_statistics():
     # the average of the per-batch means equals the mean over all (equal-sized) batches
     np.testing.assert_allclose(stem_bn.moving_mean.numpy(), pre.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)
     assert stem_bn.momentum == 0.9  # restored
+
+
+def test_single_path_functions_run_without_grappler_and_restore_the_callers_options():
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+
+    from keras_nas.oneshot._base import single_path_function
+
+    def grappler_off():
+        config = config_pb2.ConfigProto.FromString(
+            context.context().function_call_options.config_proto_serialized)
+        return config.graph_options.rewrite_options.disable_meta_optimizer
+
+    seen = []
+    wrapped = single_path_function(lambda: None)
+    wrapped.traced = lambda: seen.append(grappler_off())  # a spy in place of the tf.function
+    before = context.context().function_call_options.config_proto_serialized
+    wrapped()
+    wrapped()
+    assert seen == [True, True]  # every call, not just the first
+    assert context.context().function_call_options.config_proto_serialized == before
+    assert not grappler_off()
+

@@ -6,7 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_nas.oneshot._base import OneShotSearch, batch_accuracy, sparse_ce
+from keras_nas.oneshot._base import (
+    OneShotSearch, batch_accuracy, single_path_function, sparse_ce,
+)
 
 
 class SPOSSearch(OneShotSearch):
@@ -103,7 +105,7 @@ class SPOSSearch(OneShotSearch):
         loss_fn = sparse_ce(net)
         w_vars = net.weight_variables
 
-        @tf.function(reduce_retracing=True)
+        @single_path_function
         def train_step(x, y, path):
             with tf.GradientTape() as tape:
                 out = net(x, training=True, path=path)
