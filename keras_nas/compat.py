@@ -172,7 +172,8 @@ def without_graph_optimizer(traced):
 
     Why: a supernet's single-path step holds every option of every decision as a `switch`
     branch, and Grappler's passes over that graph cost more than half of the step's first
-    call for about the same step time after it (docs/benchmarks/oneshot.md, issue 17).
+    call; the step times after it measured within the run-to-run noise either way
+    (docs/benchmarks/oneshot.md, issue 17).
     Why private: TensorFlow's public switch, `tf.config.optimizer.set_experimental_options`,
     is process-wide; the options a function call runs with are the eager context's
     thread-local `function_call_options` (which `tensorflow.python.eager.context.

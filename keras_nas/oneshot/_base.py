@@ -243,8 +243,8 @@ def single_path_function(fn):
     run with TensorFlow's graph optimizer off.
 
     Its graph holds every option of every decision as a `switch` branch; Grappler's passes
-    over it cost more than half of the first call and buy no faster steps after it
-    (`compat.without_graph_optimizer`; docs/benchmarks/oneshot.md, issue 17).
+    over it cost more than half of the first call, and no step-time gain after it was
+    measured (`compat.without_graph_optimizer`; docs/benchmarks/oneshot.md, issue 17).
     """
     return compat.without_graph_optimizer(tf.function(fn, reduce_retracing=True))
 
