@@ -11,6 +11,8 @@ layers = compat.all_layers(model)            # every nested layer, depth first
 ```
 """
 
+import copy
+
 import keras
 
 
@@ -162,3 +164,63 @@ def requeue_trial(oracle, tuner_id):
         oracle._retry_queue.append(trial.trial_id)
         oracle.save()
     return trial
+
+
+def without_graph_optimizer(traced):
+    """`traced` (a `tf.function`) wrapped so that every call of it runs with TensorFlow's graph
+    optimizer (Grappler) off; other attributes (`get_concrete_function`, ...) are `traced`'s.
+
+    Why: a supernet's single-path step holds every option of every decision as a `switch`
+    branch, and Grappler's passes over that graph cost more than half of the step's first
+    call; the step times after it measured within the run-to-run noise either way
+    (docs/benchmarks/oneshot.md, issue 17).
+    Why private: TensorFlow's public switch, `tf.config.optimizer.set_experimental_options`,
+    is process-wide; the options a function call runs with are the eager context's
+    thread-local `function_call_options` (which `tensorflow.python.eager.context.
+    function_executor_type` sets the same way). They are set on every call, not just the
+    first, because the runtime keys a function's compiled form by them. If they disappear:
+    `traced` is returned unchanged, so it compiles with Grappler as plain TensorFlow does
+    (a slower first call, the same numbers), and `tests/test_spos.py` fails to say so.
+    """
+    try:
+        from tensorflow.core.protobuf import config_pb2
+        from tensorflow.python.eager import context
+    except ImportError:  # pragma: no cover - keras-nas requires TensorFlow
+        return traced
+    if not hasattr(context.context(), "function_call_options"):
+        return traced
+    return _WithoutGraphOptimizer(traced, context.context, config_pb2.ConfigProto)
+
+
+class _WithoutGraphOptimizer:
+    """A `tf.function` whose calls run with Grappler off (see `without_graph_optimizer`)."""
+
+    def __init__(self, traced, eager_context, config_proto):
+        self.traced = traced
+        self._eager_context = eager_context
+        self._config_proto = config_proto
+        self._configs = {}  # the caller's config (serialized) -> the same with Grappler off
+
+    def _config_without_grappler(self, serialized):
+        if serialized not in self._configs:
+            config = self._config_proto.FromString(serialized)
+            config.graph_options.rewrite_options.disable_meta_optimizer = True
+            self._configs[serialized] = config
+        return self._configs[serialized]
+
+    def __call__(self, *args, **kwargs):
+        ctx = self._eager_context()
+        saved = ctx.function_call_options
+        options = copy.copy(saved)
+        options.config_proto_serialized = self._config_without_grappler(
+            saved.config_proto_serialized)
+        ctx.function_call_options = options
+        try:
+            return self.traced(*args, **kwargs)
+        finally:
+            ctx.function_call_options = saved
+
+    def __getattr__(self, name):  # what this wrapper lacks is the tf.function's
+        if name == "traced":
+            raise AttributeError(name)
+        return getattr(self.traced, name)

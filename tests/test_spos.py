@@ -85,3 +85,52 @@ def test_spos_bad_sampling():
     space = OneOpSpace(input_shape=(8, 8, 1), num_classes=2)
     with pytest.raises(ValueError, match="`sampling`"):
         SPOSSearch(space, sampling="fairnas")
+
+
+def test_single_path_functions_run_without_grappler_and_restore_the_callers_options():
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+
+    from keras_nas.oneshot._base import single_path_function
+
+    def grappler_off():
+        config = config_pb2.ConfigProto.FromString(
+            context.context().function_call_options.config_proto_serialized)
+        return config.graph_options.rewrite_options.disable_meta_optimizer
+
+    seen = []
+    wrapped = single_path_function(lambda: None)
+    wrapped.traced = lambda: seen.append(grappler_off())  # a spy in place of the tf.function
+    before = context.context().function_call_options.config_proto_serialized
+    wrapped()
+    wrapped()
+    assert seen == [True, True]  # every call, not just the first
+    assert context.context().function_call_options.config_proto_serialized == before
+    assert not grappler_off()
+
+
+def test_spos_step_gives_the_numbers_of_a_plain_keras_step_with_the_schedule():
+    """The traced step (Grappler off, the cosine rate set once per step) updates the weights
+    as a plain `tf.function` with the schedule inside Keras' SGD does."""
+    import keras
+    import tensorflow as tf
+
+    x, y = diagonal_task(32, seed=0)
+    x, y = tf.constant(x), tf.constant(y)
+    space = OneOpSpace(input_shape=(8, 8, 1), num_classes=2, channels=4)
+    schedule = keras.optimizers.schedules.CosineDecay(0.05, decay_steps=3, alpha=1e-2)
+    reference = SPOSSearch(space, seed=0, optimizer=keras.optimizers.SGD(
+        schedule, momentum=0.9, weight_decay=1e-4, global_clipnorm=5.0))
+    search = SPOSSearch(space, seed=0)
+    for s in (reference, search):
+        keras.utils.set_random_seed(0)
+        s.setup(steps_per_epoch=3, epochs=1)
+        s.optimizer.build(s.supernet.weight_variables)
+    for path in ([3], [1], [3]):
+        p = tf.constant(path, "int32")
+        reference._train_step.traced(x, y, p)  # the tf.function itself, Grappler on
+        search._train_step(x, y, p)
+    assert search._train_step.experimental_get_tracing_count() == 1
+    assert float(search.optimizer.learning_rate) == pytest.approx(float(schedule(2)))
+    for a, b in zip(reference.supernet.weights, search.supernet.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

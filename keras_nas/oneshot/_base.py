@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from keras_nas.oneshot.supernet import build_supernet
 from keras_nas.tuning.training_state import BuildTrainingState
-from keras_nas import validation
+from keras_nas import compat, validation
 from keras_nas.validation import check_arrays
 
 
@@ -90,7 +90,7 @@ class OneShotSearch:
         if getattr(self, "_predict", None) is None:
             net = self.supernet
 
-            @tf.function(reduce_retracing=True)
+            @single_path_function
             def predict(x, path):
                 return net(x, training=False, path=path)
 
@@ -113,7 +113,7 @@ class OneShotSearch:
                 if isinstance(layer, keras.layers.BatchNormalization)
             ]
 
-            @tf.function
+            @single_path_function
             def calibrate(p):
                 net(xcal, training=True, path=p)
 
@@ -236,6 +236,17 @@ class OneShotSearch:
             callbacks=[BuildTrainingState(x, y)],  # the step is traced once
         )
         return model
+
+
+def single_path_function(fn):
+    """`fn(..., path)` as a `tf.function` that one trace serves for every path (an int tensor),
+    run with TensorFlow's graph optimizer off.
+
+    Its graph holds every option of every decision as a `switch` branch; Grappler's passes
+    over it cost more than half of the first call, and no step-time gain after it was
+    measured (`compat.without_graph_optimizer`; docs/benchmarks/oneshot.md, issue 17).
+    """
+    return compat.without_graph_optimizer(tf.function(fn, reduce_retracing=True))
 
 
 def sparse_ce(model):

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_nas.oneshot._base import OneShotSearch, batch_accuracy
+from keras_nas.oneshot._base import OneShotSearch, batch_accuracy, single_path_function
 from keras_nas.oneshot.spos import SPOSSearch
 from keras_nas.oracles.controller import reinforce_step, softmax
 
@@ -137,7 +137,7 @@ class ENASSearch(SPOSSearch):
     def _reward_fn(self):
         net = self.supernet
 
-        @tf.function(reduce_retracing=True)
+        @single_path_function
         def reward(x, y, path):
             # Batch statistics (ENAS scores shared weights in training-mode batch norm).
             return batch_accuracy(y, net(x, training=True, path=path))

@@ -7,7 +7,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nas import validation
-from keras_nas.oneshot._base import OneShotSearch, batch_accuracy, sparse_ce
+from keras_nas.oneshot._base import (
+    OneShotSearch, batch_accuracy, single_path_function, sparse_ce,
+)
 
 
 class SPOSSearch(OneShotSearch):
@@ -100,19 +102,24 @@ class SPOSSearch(OneShotSearch):
     def setup(self, steps_per_epoch=1, epochs=1):
         """Builds the supernet (single-path) and its optimizer (`fit` calls this)."""
         net = self._make_supernet(mode="softmax")
+        schedule = None
         if self._optimizer is not None:
             self.optimizer = self._optimizer
         else:
+            # The rate is set from the schedule once per step: Keras evaluates a schedule once
+            # per weight (for the weight decay), a copy per weight in the traced step.
             schedule = keras.optimizers.schedules.CosineDecay(
                 self.learning_rate, decay_steps=max(1, steps_per_epoch * epochs), alpha=1e-2
             )
             self.optimizer = keras.optimizers.SGD(
-                schedule, momentum=0.9, weight_decay=self.weight_decay, global_clipnorm=5.0
+                self.learning_rate, momentum=0.9, weight_decay=self.weight_decay,
+                global_clipnorm=5.0
             )
+        optimizer = self.optimizer
         loss_fn = sparse_ce(net)
         w_vars = net.weight_variables
 
-        @tf.function(reduce_retracing=True)
+        @single_path_function
         def train_step(x, y, path):
             with tf.GradientTape() as tape:
                 out = net(x, training=True, path=path)
@@ -120,7 +127,9 @@ class SPOSSearch(OneShotSearch):
             grads = tape.gradient(loss, [v.value for v in w_vars])
             # Ops off the path get no gradient; they keep their weights this step.
             pairs = [(g, v) for g, v in zip(grads, w_vars) if g is not None]
-            self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+            if schedule is not None:
+                optimizer.learning_rate.assign(schedule(optimizer.iterations))
+            optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
             return loss, batch_accuracy(y, out)
 
         self._train_step = train_step
