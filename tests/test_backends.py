@@ -49,6 +49,7 @@ GRADIENTS = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_gradients_and_compiled_update_steps_agree_on_each_backend(backend):
     out = run_on(backend, GRADIENTS.format(backend=backend))
@@ -145,6 +146,7 @@ PROXIES = """
 """
 
 
+@pytest.mark.slow
 def test_every_proxy_scores_the_same_on_jax_as_on_tensorflow():
     tf_scores = run_on("tensorflow", PROXIES.format())
     jax_scores = run_on("jax", PROXIES.format())
@@ -180,6 +182,7 @@ EXPORT = """
 """
 
 
+@pytest.mark.slow
 def test_a_jax_model_reloads_and_exports_to_tflite_through_a_tensorflow_process():
     out = run_on("jax", EXPORT.format())
     assert out["backend"] == "jax" and out["reloads"]

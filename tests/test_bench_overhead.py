@@ -11,6 +11,7 @@ def bench():
     return load_tool("bench_overhead")
 
 
+@pytest.mark.slow
 def test_trial_overhead_accounts_for_every_part_of_a_trial(bench):
     result = bench.trial_overhead(trials=2, channels=4, cells=1, seed=0)
     assert result["trials"] == 2

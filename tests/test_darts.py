@@ -144,6 +144,7 @@ def test_second_order_gradient_matches_finite_differences():
         np.testing.assert_allclose(v.numpy(), s.numpy(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_darts_picks_the_only_op_that_solves_the_task():
     x, y = diagonal_task(384, seed=0)
     xv, yv = diagonal_task(192, seed=1)

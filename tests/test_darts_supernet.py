@@ -39,6 +39,7 @@ def net():
     return net
 
 
+@pytest.mark.slow
 def test_supernet_is_derived_from_the_space(net):
     space = net.space
     assert isinstance(net, ChoiceSupernet)  # from DartsSpace.build_network
@@ -53,6 +54,7 @@ def test_supernet_is_derived_from_the_space(net):
     assert report["supernet"] == "ChoiceSupernet"
 
 
+@pytest.mark.slow
 def test_subnet_equals_standalone_network_and_one_trace_serves_every_path(net):
     space = net.space
     rng = np.random.default_rng(1)
@@ -183,6 +185,7 @@ def test_darts_search_first_order_end_to_end():
         np.testing.assert_array_equal(v.numpy(), b)
 
 
+@pytest.mark.slow
 def test_spos_search_end_to_end():
     x, y = _data()
     xv, yv = _data(32, seed=1)
@@ -197,6 +200,7 @@ def test_spos_search_end_to_end():
     assert acc == search.scores[tuple(search.best_path)]
 
 
+@pytest.mark.slow
 def test_enas_search_end_to_end():
     x, y = _data()
     xv, yv = _data(32, seed=1)

@@ -247,6 +247,7 @@ def test_bad_arguments(tiny, calibration):
         calibrate_reference(seconds=0)
 
 
+@pytest.mark.slow
 def test_measure_many_in_one_process(tiny, calibration):
     model, data = tiny
     bigger = hardware.to_tflite(keras.Sequential([

@@ -76,6 +76,7 @@ def load_nasbench201_tool():
     return load_tool("nasbench201")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["random", "evolution", "reinforce"])
 def test_driver_runs_the_real_oracles(strategy):
     tool = load_nasbench201_tool()

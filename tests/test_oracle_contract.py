@@ -61,6 +61,7 @@ def finite_space():
     return hp
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(ORACLES))
 def test_stops_exactly_when_a_finite_space_is_exhausted(kind, tmp_path):
     oracle = new_oracle(kind, tmp_path, finite_space())

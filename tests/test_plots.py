@@ -565,6 +565,7 @@ def test_figures_follow_the_space_the_summary_records():
     assert _blocks_in(not_macro) is None
 
 
+@pytest.mark.slow
 def test_summary_records_the_space_classes(tmp_path):
     import keras_nas
     from keras_nas.results.summary import space_kinds_of

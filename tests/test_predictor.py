@@ -47,6 +47,7 @@ def test_prediction_is_sum_of_blocks_minus_overhead(space):
     assert len(predictor.missing(["w0.5|k3e3|k3e3"])) == 4
 
 
+@pytest.mark.slow
 def test_fit_measures_blocks_and_predicts_whole_network(space, tmp_path):
     small = MobileNetSpace(input_shape=(16, 16, 3), num_classes=10, stages=((16, 1, 1),),
                            width_multipliers=(1.0,), kernel_sizes=(3,), expansions=(6,),

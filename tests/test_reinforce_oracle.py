@@ -52,6 +52,7 @@ def matches(values):
 BEST = {f"d{i}": "op2" for i in range(5)}
 
 
+@pytest.mark.slow
 def test_learns_the_best_of_a_toy_space(tmp_path):
     oracle = new_oracle(tmp_path, max_trials=60, learning_rate=0.05)
     p0 = oracle.probability(BEST)
@@ -84,6 +85,7 @@ def test_learns_the_best_of_a_toy_space(tmp_path):
     assert oracle.get_state()["reinforce"]["history"] == history
 
 
+@pytest.mark.slow
 def test_minimized_objective_and_reward_fn(tmp_path):
     # Minimizing 1 - matches must learn the same thing as maximizing matches.
     oracle = new_oracle(
@@ -101,6 +103,7 @@ def test_minimized_objective_and_reward_fn(tmp_path):
     assert np.mean(count[-15:]) > np.mean(count[:15])
 
 
+@pytest.mark.slow
 def test_state_is_json_and_reload_continues_the_same_policy(tmp_path):
     a = new_oracle(tmp_path, "resume", max_trials=20, batch_size=2)
     run(a, matches, 5)  # 4 learned, one pending in the batch
@@ -132,6 +135,7 @@ def test_state_is_json_and_reload_continues_the_same_policy(tmp_path):
     assert b.controller_history == a.controller_history
 
 
+@pytest.mark.slow
 def test_history_is_capped_and_normalized_advantage_is_scale_free(tmp_path):
     oracle = new_oracle(tmp_path, "cap", max_trials=8, advantage="normalized")
     oracle.HISTORY_LENGTH = 3
@@ -232,6 +236,7 @@ def test_nan_score_is_invalid_retried_and_not_learned(tmp_path):
     assert oracle.baseline is None
 
 
+@pytest.mark.slow
 def test_conditional_int_and_float_decisions(tmp_path):
     hp = keras_tuner.HyperParameters()
     kind = hp.Choice("kind", ["mlp", "conv"])
@@ -305,6 +310,7 @@ def test_bad_arguments_and_registry():
     assert isinstance(oracle, ReinforceOracle) and oracle.max_trials == 5 and oracle.seed == 0
 
 
+@pytest.mark.slow
 def test_real_tiny_search_with_reinforce_on_digits(tmp_path):
     import keras_nas
     from keras_nas import data

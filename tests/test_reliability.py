@@ -52,6 +52,7 @@ def toy_search(tmp_path, **kwargs):
     return keras_nas.Search(**settings)
 
 
+@pytest.mark.slow
 def test_failing_candidates_fail_their_trial_not_the_search(tmp_path):
     x, y = toy_data()
     s = toy_search(tmp_path, space=ToySpace(poison=("build_error", "nan")), max_trials=12,
@@ -96,6 +97,7 @@ def test_max_time_starts_no_trial_after_the_deadline(tmp_path):
 
 @pytest.mark.parametrize("strategy",
                          ["random", "bayesian", "hyperband", "reinforce", "evolution", "gp"])
+@pytest.mark.slow
 def test_a_seed_makes_the_proposed_sequence_reproducible(strategy, tmp_path):
     if strategy not in keras_nas.oracles.STRATEGIES:
         pytest.skip(f"{strategy} is not registered")
@@ -128,6 +130,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["random"])
 def test_sigkill_mid_trial_then_the_same_command_resumes(strategy, tmp_path):
     script = tmp_path / "run.py"

@@ -20,6 +20,7 @@ def digits():
     return (x[:300], y[:300]), (x[300:400], y[300:400]), (xt[:100], yt[:100])
 
 
+@pytest.mark.slow
 def test_search_function_model_saves_and_reloads_without_custom_objects(digits, tmp_path):
     (x, y), val, test = digits
     model = keras_nas.search(x, y, validation_data=val, space="cell", strategy="random",
@@ -33,6 +34,7 @@ def test_search_function_model_saves_and_reloads_without_custom_objects(digits, 
                                loaded.predict(test[0], verbose=0), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_final_model_is_what_the_summary_says_it_is(digits, tmp_path):
     (x, y), val, _ = digits
     s = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
@@ -57,6 +59,7 @@ def test_the_final_model_is_what_the_summary_says_it_is(digits, tmp_path):
     assert info["search_validation_accuracy"] == kept.trials[0]["metrics"]["val_accuracy"]
 
 
+@pytest.mark.slow
 def test_max_time_bounds_the_whole_call(digits, tmp_path):
     import time
 
@@ -75,6 +78,7 @@ def test_max_time_bounds_the_whole_call(digits, tmp_path):
     assert s.summary["final_model"]["policy"] == "retrain"
 
 
+@pytest.mark.slow
 def test_successive_halving_stops_weak_trials_at_a_rung(digits, tmp_path):
     (x, y), val, _ = digits
     s = keras_nas.Search(space="cell", strategy="random", max_trials=2, epochs=3, seed=0,
@@ -100,6 +104,7 @@ def test_successive_halving_stops_weak_trials_at_a_rung(digits, tmp_path):
     assert off.tuner.halving is None and off.trials[0]["epochs_trained"] == 3
 
 
+@pytest.mark.slow
 def test_rerun_resumes_and_keeps_completed_trials(digits, tmp_path):
     (x, y), val, _ = digits
     kwargs = dict(space="cell", strategy="random", epochs=1, seed=2, directory=tmp_path,
@@ -114,6 +119,7 @@ def test_rerun_resumes_and_keeps_completed_trials(digits, tmp_path):
     assert len(fresh.trials) == 1
 
 
+@pytest.mark.slow
 def test_any_oracle_instance_and_tf_dataset_input(digits, tmp_path):
     import tensorflow as tf
 
@@ -133,6 +139,7 @@ def test_any_oracle_instance_and_tf_dataset_input(digits, tmp_path):
     assert not [w for w in caught if "shuffle" in str(w.message)]
 
 
+@pytest.mark.slow
 def test_every_space_by_name_runs_a_trial(digits, tmp_path):
     (x, y), val, _ = digits
     small_mobilenet = dict(stages=((8, 1, 1), (16, 2, 2)), stem_channels=8, head_channels=32)
@@ -170,6 +177,7 @@ def test_bad_data_fails_before_the_results_folder_is_touched(tmp_path):
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.slow
 def test_latency_target_measures_every_trial_and_scores_the_reward(digits, tmp_path):
     from keras_nas.results.objectives import MnasNetReward
 
@@ -236,6 +244,7 @@ def test_non_positive_latency_target_is_rejected(tmp_path):
             keras_nas.Search(directory=tmp_path, latency_ms=bad)
 
 
+@pytest.mark.slow
 def test_one_shot_strategies_write_the_records_every_search_writes(digits, tmp_path):
     # Every one-shot strategy runs through the command in tests/test_cli.py; here the API's
     # view of one of them (DARTS: a single candidate).
@@ -259,6 +268,7 @@ def test_one_shot_strategies_write_the_records_every_search_writes(digits, tmp_p
     assert s.best_model.evaluate(*test, verbose=0)[1] >= 0.0
 
 
+@pytest.mark.slow
 def test_one_shot_search_resumes_without_training_the_supernet_again(digits, tmp_path):
     (x, y), val, _ = digits
     kwargs = dict(space="cell", strategy="spos", epochs=1, seed=0, directory=tmp_path,
@@ -284,6 +294,7 @@ CHANGES = [
 ]
 
 
+@pytest.mark.slow
 def test_a_folder_with_another_search_is_an_error_and_left_unchanged(digits, tmp_path):
     (x, y), val, _ = digits
     kwargs = dict(space="cell", strategy="random", max_trials=1, epochs=1, seed=3,
@@ -304,6 +315,7 @@ def test_a_folder_with_another_search_is_an_error_and_left_unchanged(digits, tmp
     assert _folder_state(tmp_path / "used") == before
 
 
+@pytest.mark.slow
 def test_without_a_seed_one_is_drawn_recorded_and_repeats_the_run(digits, tmp_path):
     (x, y), val, _ = digits
     kwargs = dict(space="cell", strategy="random", max_trials=2, epochs=1, directory=tmp_path,
@@ -321,6 +333,7 @@ def test_without_a_seed_one_is_drawn_recorded_and_repeats_the_run(digits, tmp_pa
     assert resumed.seed == seed and len(resumed.trials) == 3
 
 
+@pytest.mark.slow
 def test_a_resumed_search_numbers_its_rows_on(digits, tmp_path, capsys):
     (x, y), val, _ = digits
     kwargs = dict(space="cell", strategy="random", epochs=1, seed=0, directory=tmp_path,
@@ -333,6 +346,7 @@ def test_a_resumed_search_numbers_its_rows_on(digits, tmp_path, capsys):
     assert rows == ["2/3", "3/3"]
 
 
+@pytest.mark.slow
 def test_objective_given_as_a_keras_tuner_objective(digits, tmp_path):
     (x, y), val, _ = digits
     s = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
@@ -343,6 +357,7 @@ def test_objective_given_as_a_keras_tuner_objective(digits, tmp_path):
     assert s.trials[0]["score"] == pytest.approx(s.trials[0]["metrics"]["val_loss"])
 
 
+@pytest.mark.slow
 def test_trials_measured_on_a_remote_device(digits, tmp_path):
     from test_litert_server import _start, _stop
 
@@ -361,6 +376,7 @@ def test_trials_measured_on_a_remote_device(digits, tmp_path):
     assert s.trials[0]["metrics"]["latency_ms"] > 0
 
 
+@pytest.mark.slow
 def test_reinforce_search_records_its_controller_for_the_figure(digits, tmp_path):
     from keras_nas.results import plots
 
@@ -376,6 +392,7 @@ def test_reinforce_search_records_its_controller_for_the_figure(digits, tmp_path
     assert os.path.getsize(paths["controller"]) > 0
 
 
+@pytest.mark.slow
 def test_summary_json_is_readable_by_everyone_like_the_other_outputs(digits, tmp_path):
     (x, y), val, _ = digits
     old = os.umask(0o022)

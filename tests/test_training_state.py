@@ -37,6 +37,7 @@ def _traced_steps():
                if isinstance(g, tf.Graph) and getattr(g, "name", "").startswith("one_step_on_data"))
 
 
+@pytest.mark.slow
 def test_the_training_step_is_traced_once_instead_of_twice(digits):
     x, y = digits
     keras.backend.clear_session()

@@ -86,6 +86,7 @@ def test_nothing_kept_writes_nothing(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_hyperband_continues_a_trial_from_its_checkpoint(digits, tmp_path):
     x, y = digits
     s = keras_nas.Search(space="cell", strategy="hyperband", max_trials=4, epochs=3, seed=0,

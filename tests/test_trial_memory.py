@@ -3,6 +3,7 @@
 import gc
 
 import keras
+import pytest
 
 from keras_nas.tuning import trial_memory
 from tests.test_reliability import ToySpace, toy_data, toy_search
@@ -24,6 +25,7 @@ def _train_one(x, y):
     model.fit(x, y, epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_a_plain_fit_leaves_its_graph_behind_and_the_context_manager_releases_it():
     x, y = toy_data()
     graphs, entries = _live_training_graphs(), trial_memory.custom_gradient_count()
@@ -53,6 +55,7 @@ def _graphs_left_by_search(tmp_path, max_trials):
     return _live_training_graphs() - graphs
 
 
+@pytest.mark.slow
 def test_a_search_keeps_no_trial_graph_alive(tmp_path):
     # The returned model keeps the graphs of its own evaluation; the trials keep none, so
     # four trials leave no more behind than one.

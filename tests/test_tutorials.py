@@ -70,6 +70,7 @@ def test_committed_without_outputs(path):
         f"{path.name}: the first code cell must read the quick-mode switch")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path):
     before = set(TUTORIALS.rglob("*"))
