@@ -4,10 +4,11 @@ Keras' `fit` differentiates for itself; a strategy that trains something else (R
 controller) needs the gradient of its own loss with respect to some Keras variables.
 `value_and_gradients` computes it with the backend's own machinery: `tf.GradientTape` on
 TensorFlow, `jax.value_and_grad` over the variables' values (read through a
-`keras.StatelessScope`) on JAX, `torch.autograd.grad` on PyTorch;
+`keras.StatelessScope`) on JAX;
 `value_and_input_gradients` differentiates a function of tensors (the zero-cost proxies'
 gradients with respect to weights passed to `stateless_call`, or to the input), and
-`update_step` makes a compiled optimizer step.
+`update_step` makes a compiled optimizer step. PyTorch is not supported yet: its wheel (555 MB,
+plus the CUDA libraries it pulls) is too large for this project's CI, so no test could run it.
 
 Example:
 
@@ -22,7 +23,7 @@ keras.optimizers.SGD(0.1).apply(grads, layer.trainable_variables)
 
 import keras
 
-BACKENDS = ("tensorflow", "jax", "torch")
+BACKENDS = ("tensorflow", "jax")
 
 
 def value_and_input_gradients(fn, tensors, has_aux=False):
@@ -53,12 +54,6 @@ def value_and_input_gradients(fn, tensors, has_aux=False):
 
         value, grads = jax.value_and_grad(fn, has_aux=has_aux)(
             [keras.ops.convert_to_tensor(t) for t in tensors])
-    elif backend == "torch":
-        import torch
-
-        tensors = [keras.ops.convert_to_tensor(t).detach().requires_grad_(True) for t in tensors]
-        value = fn(tensors)
-        grads = torch.autograd.grad(value[0] if has_aux else value, tensors, allow_unused=True)
     else:
         raise _unsupported(backend)
     grads = [keras.ops.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
@@ -99,12 +94,6 @@ def value_and_gradients(fn, variables, has_aux=False):
                 return fn()
 
         value, grads = jax.value_and_grad(of, has_aux=has_aux)([v.value for v in variables])
-    elif backend == "torch":
-        import torch
-
-        value = fn()
-        grads = torch.autograd.grad(value[0] if has_aux else value, [v.value for v in variables],
-                                    allow_unused=True)
     else:
         raise _unsupported(backend)
     grads = [keras.ops.zeros_like(v.value) if g is None else g for g, v in zip(grads, variables)]
@@ -117,8 +106,8 @@ def update_step(loss_fn, variables, optimizer, compiled=True):
     `loss_fn(*args)` returns `(loss, aux)`; `step(*args)` returns the same pair, after
     applying the gradient of `loss` with respect to `variables`. With `compiled=True` the step
     is compiled for the backend (`tf.function` on TensorFlow; on JAX `jax.jit` of a stateless
-    step whose new variable and optimizer values are assigned back; PyTorch runs eagerly), so
-    `args` must be tensors of fixed structure; else every call runs eagerly.
+    step whose new variable and optimizer values are assigned back), so `args` must be
+    tensors of fixed structure; else every call runs eagerly.
 
     Example:
 
@@ -136,14 +125,14 @@ def update_step(loss_fn, variables, optimizer, compiled=True):
         return loss, aux
 
     backend = keras.backend.backend()
-    if not compiled or backend == "torch":
+    if backend not in BACKENDS:
+        raise _unsupported(backend)
+    if not compiled:
         return eager
     if backend == "tensorflow":
         import tensorflow as tf
 
         return tf.function(eager)
-    if backend != "jax":
-        raise _unsupported(backend)
     import jax
 
     def stateless(values, optimizer_values, *args):

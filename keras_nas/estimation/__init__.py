@@ -1,7 +1,7 @@
 """How to evaluate an architecture cheaply: zero-cost proxies and proxy-based pre-screening.
 
 - `synflow`, `snip`, `grad_norm`, `jacob_cov`, `naswot`: zero-cost proxies of an untrained
-  Keras model (TensorFlow, JAX or PyTorch backend); `params`, `flops`: size baselines.
+  Keras model (TensorFlow or JAX backend); `params`, `flops`: size baselines.
 - `score(model, proxy, x, y)` and the `PROXIES` registry.
 - `ProxyEstimator` and `prescreen(space, candidates, proxy, x, y, keep=k)`: rank candidate
   architectures of a space by a proxy, to pre-screen or warm-start a search.

@@ -16,7 +16,7 @@ Every proxy takes a built Keras classification model and returns a Python float 
 Conventions shared by all proxies:
 
 - **Backend.** Any Keras backend that `keras_nas.autodiff` differentiates on (TensorFlow,
-  JAX, PyTorch); synflow's float64 pass turns on JAX's 64-bit mode for its duration.
+  JAX); synflow's float64 pass turns on JAX's 64-bit mode for its duration.
 - **Weights are never written.** Every forward pass goes through `model.stateless_call` with
   the current weight values (or, for synflow, their absolute values) passed in as tensors,
   and the updated batch-norm statistics it returns are thrown away. A model's weights after a

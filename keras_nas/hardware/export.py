@@ -2,7 +2,7 @@
 
 Conversion uses `tf.lite.TFLiteConverter.from_keras_model`; TensorFlow is imported only
 when a function here is called, so the rest of keras-nas does not need it. The converter
-needs a model of Keras' TensorFlow backend: a model built on another backend (JAX, PyTorch)
+needs a model of Keras' TensorFlow backend: a model built on another backend (JAX)
 is saved as `.keras` and converted by a TensorFlow process (`python -m
 keras_nas.hardware.export MODEL.keras OUT.tflite ...`), which needs `tensorflow` installed
 beside that backend.
