@@ -1,4 +1,4 @@
-"""Gradients on any Keras backend: the one place keras-nas differentiates by hand.
+"""Gradients on TensorFlow and JAX: the one place keras-nas differentiates by hand.
 
 Keras' `fit` differentiates for itself; a strategy that trains something else (REINFORCE's
 controller) needs the gradient of its own loss with respect to some Keras variables.

@@ -225,7 +225,7 @@ def reinforce_loss(controller, sequences, advantages, entropy_weight, elites=(),
 
 def reinforce_step(controller, optimizer, sequences, advantages, entropy_weight, elites=(),
                    replay_weight=0.0):
-    """One eager REINFORCE update of `controller` (`reinforce_loss`) on any Keras backend;
+    """One eager REINFORCE update of `controller` (`reinforce_loss`) on TensorFlow or JAX;
     returns `(loss, mean entropy)`.
 
     Example: `reinforce_step(controller, keras.optimizers.Adam(1e-3), [[(0, 1), (1, 0)]], [0.5], 0.01)`.
@@ -241,7 +241,7 @@ class NumpyPolicy:
     """A frozen numpy copy of an `LSTMController`: `step` computes the same logits.
 
     Sampling a trial takes one pass of a few tiny matrix products; doing it in numpy keeps a
-    proposal far below a millisecond, while learning stays in Keras/TensorFlow.
+    proposal far below a millisecond, while learning stays in Keras.
     """
 
     def __init__(self, controller):

@@ -8,8 +8,8 @@ import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from keras_nas import validation
-from keras_nas.oracles.base import NASOracle
 from keras_nas.autodiff import update_step
+from keras_nas.oracles.base import NASOracle
 from keras_nas.oracles.controller import LSTMController, reinforce_loss, softmax
 from keras_nas.oracles.decisions import option_index
 from keras_nas.oracles.decisions import space_decisions
@@ -53,8 +53,8 @@ class ReinforceOracle(NASOracle):
     trials were learned from) is JSON in `get_state()`, so a reloaded search continues the
     same policy and never learns from a trial twice; a controller saved before the space
     grew is restored as it was and grows on its next use, as it would have without the
-    reload. The controller trains on any Keras backend (`keras_nas.autodiff`); on TensorFlow a
-    step is compiled once its batch structure comes back.
+    reload. The controller trains on TensorFlow or JAX (`keras_nas.autodiff`); a step is
+    compiled once its batch structure comes back.
 
     Args:
         objective: as for `keras_tuner.Oracle`; its direction is respected.
