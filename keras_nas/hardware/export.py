@@ -95,6 +95,11 @@ def to_tflite(model, quantization=None, representative_data=None, int8_io=False,
     _check_keras_model(model)
     if int8_io and quantization != "int8":
         raise ValueError("`int8_io=True` needs `quantization='int8'`.")
+    if quantization == "int8" and representative_data is None:
+        raise ValueError(
+            "`quantization='int8'` needs `representative_data`: a batch of input "
+            "examples to calibrate activation ranges."
+        )
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -109,11 +114,6 @@ def to_tflite(model, quantization=None, representative_data=None, int8_io=False,
     elif quantization == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantization == "int8":
-        if representative_data is None:
-            raise ValueError(
-                "`quantization='int8'` needs `representative_data`: a batch of input "
-                "examples to calibrate activation ranges."
-            )
         if len(getattr(model, "inputs", None) or [None]) != 1:
             raise ValueError("`quantization='int8'` supports single-input models only.")
         rep = _as_float_array(representative_data, "representative_data")
