@@ -1,14 +1,17 @@
-"""Gradients on TensorFlow and JAX: the one place keras-nas differentiates by hand.
+"""Gradients and compiled steps on TensorFlow and JAX: the one place keras-nas differentiates
+or compiles by hand.
 
 Keras' `fit` differentiates for itself; a strategy that trains something else (REINFORCE's
-controller) needs the gradient of its own loss with respect to some Keras variables.
-`value_and_gradients` computes it with the backend's own machinery: `tf.GradientTape` on
-TensorFlow, `jax.value_and_grad` over the variables' values (read through a
-`keras.StatelessScope`) on JAX;
-`value_and_input_gradients` differentiates a function of tensors (the zero-cost proxies'
-gradients with respect to weights passed to `stateless_call`, or to the input), and
-`update_step` makes a compiled optimizer step. PyTorch is not supported yet: its wheel (555 MB,
-plus the CUDA libraries it pulls) is too large for this project's CI, so no test could run it.
+controller, a one-shot supernet and its `alpha`) needs the gradient of its own loss with
+respect to some Keras variables. `value_and_gradients` computes it with the backend's own
+machinery: `tf.GradientTape` on TensorFlow, `jax.value_and_grad` over the variables' values
+(read through a stateless scope) on JAX; `value_and_input_gradients` differentiates a function
+of tensors (the zero-cost proxies' gradients with respect to weights passed to
+`stateless_call`, or to the input). `compiled_function` compiles a function that reads and
+assigns variables (`tf.function`; on JAX `jax.jit` of a function of the variables' values),
+and `update_step` makes a compiled optimizer step with it. PyTorch is not supported: its wheel
+(555 MB, plus the CUDA libraries it pulls) is too large for this project's CI, so no test
+could run it.
 
 Example:
 
@@ -22,6 +25,8 @@ keras.optimizers.SGD(0.1).apply(grads, layer.trainable_variables)
 """
 
 import keras
+
+from keras_nas import compat
 
 BACKENDS = ("tensorflow", "jax")
 
@@ -71,7 +76,8 @@ def value_and_gradients(fn, variables, has_aux=False):
     Args:
         fn: a function of no arguments that reads `variables` and returns a scalar tensor
             (with `has_aux=True`: a pair `(scalar, anything)`, only the scalar differentiated).
-        variables: a list of `keras.Variable`.
+            What it assigns to other variables (e.g. batch-norm statistics) is kept.
+        variables: a list of `keras.Variable`, trainable or not (an architecture's `alpha`).
         has_aux: whether `fn` returns a pair.
 
     Returns:
@@ -84,30 +90,91 @@ def value_and_gradients(fn, variables, has_aux=False):
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
+            values = [v.value for v in variables]
+            tape.watch(values)  # non-trainable variables are not watched by default
             value = fn()
-        grads = tape.gradient(value[0] if has_aux else value, variables)
+        grads = tape.gradient(value[0] if has_aux else value, values)
     elif backend == "jax":
         import jax
 
-        def of(values):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                return fn()
+        ids = {id(v) for v in variables}
+        written = []
 
-        value, grads = jax.value_and_grad(of, has_aux=has_aux)([v.value for v in variables])
+        def of(values):
+            with compat.nested_stateless_scope(zip(variables, values)) as scope:
+                out = fn()
+            written[:] = [v for v in scope.assigned if id(v) not in ids]
+            new = [scope.get_current_value(v) for v in written]
+            return (out[0], (out[1], new)) if has_aux else (out, new)
+
+        (value, aux), grads = jax.value_and_grad(of, has_aux=True)([v.value for v in variables])
+        if has_aux:
+            aux, new = aux
+            value = (value, aux)
+        else:
+            new = aux
+        for variable, updated in zip(written, new):  # outside the differentiated function
+            variable.assign(updated)
     else:
         raise _unsupported(backend)
     grads = [keras.ops.zeros_like(v.value) if g is None else g for g, v in zip(grads, variables)]
     return value, grads
 
 
-def update_step(loss_fn, variables, optimizer, compiled=True):
+def compiled_function(fn, variables):
+    """`fn` compiled for the backend: `tf.function` on TensorFlow; on JAX `jax.jit` of a
+    stateless function that takes the values of `variables` (every variable `fn` reads or
+    assigns) and returns their new values, which are assigned back after each call.
+
+    Arguments must be tensors (or nested lists of them) of fixed structure; a new shape
+    compiles again.
+
+    Example:
+
+    ```python
+    predict = compiled_function(lambda x: model(x, training=False), model.variables)
+    probs = predict(keras.ops.ones((2, 8, 8, 1)))
+    ```
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn)
+    if backend != "jax":
+        raise _unsupported(backend)
+    import jax
+
+    variables = list(variables)
+
+    def stateless(values, args):
+        with compat.nested_stateless_scope(zip(variables, values)) as scope:
+            out = fn(*args)
+        return out, [scope.get_current_value(v) for v in variables]
+
+    jitted = jax.jit(stateless)
+
+    def call(*args):
+        before = [v.value for v in variables]
+        out, after = jitted(before, args)
+        for variable, old, new in zip(variables, before, after):
+            if new is not old:
+                variable.assign(new)
+        return out
+
+    return call
+
+
+def update_step(loss_fn, variables, optimizer, state=(), compiled=True):
     """A function `step(*args)` that takes one `optimizer` step on `loss_fn(*args)`.
 
     `loss_fn(*args)` returns `(loss, aux)`; `step(*args)` returns the same pair, after
     applying the gradient of `loss` with respect to `variables`. With `compiled=True` the step
-    is compiled for the backend (`tf.function` on TensorFlow; on JAX `jax.jit` of a stateless
-    step whose new variable and optimizer values are assigned back), so `args` must be
-    tensors of fixed structure; else every call runs eagerly.
+    is compiled for the backend (`compiled_function`), so `args` must be tensors of fixed
+    structure and `state` must list every other variable `loss_fn` reads or assigns (on JAX
+    they are the compiled function's inputs and outputs; e.g. a network's batch-norm
+    statistics); else every call runs eagerly. The optimizer is built on `variables` if it
+    is not yet.
 
     Example:
 
@@ -118,43 +185,28 @@ def update_step(loss_fn, variables, optimizer, compiled=True):
     ```
     """
     variables = list(variables)
+    backend = keras.backend.backend()
+    if backend not in BACKENDS:
+        raise _unsupported(backend)
+    if not optimizer.built:
+        optimizer.build(variables)
 
     def eager(*args):
         (loss, aux), grads = value_and_gradients(lambda: loss_fn(*args), variables, has_aux=True)
         optimizer.apply(grads, variables)
         return loss, aux
 
-    backend = keras.backend.backend()
-    if backend not in BACKENDS:
-        raise _unsupported(backend)
     if not compiled:
         return eager
-    if backend == "tensorflow":
-        import tensorflow as tf
+    ids = {id(v) for v in variables}
+    others = [v for v in list(optimizer.variables) + list(state) if id(v) not in ids]
+    return compiled_function(eager, variables + _unique(others))
 
-        return tf.function(eager)
-    import jax
 
-    def stateless(values, optimizer_values, *args):
-        def of(inner):
-            with keras.StatelessScope(state_mapping=list(zip(variables, inner))):
-                return loss_fn(*args)
-
-        (loss, aux), grads = jax.value_and_grad(of, has_aux=True)(values)
-        values, optimizer_values = optimizer.stateless_apply(optimizer_values, grads, values)
-        return loss, aux, values, optimizer_values
-
-    jitted = jax.jit(stateless)
-
-    def step(*args):
-        if not optimizer.built:
-            optimizer.build(variables)
-        loss, aux, values, optimizer_values = jitted(
-            [v.value for v in variables], [v.value for v in optimizer.variables], *args)
-        for variable, value in zip(variables, values):
-            variable.assign(value)
-        for variable, value in zip(optimizer.variables, optimizer_values):
-            variable.assign(value)
-        return loss, aux
-
-    return step
+def _unique(variables):
+    seen, kept = set(), []
+    for v in variables:
+        if id(v) not in seen:
+            seen.add(id(v))
+            kept.append(v)
+    return kept

@@ -224,3 +224,47 @@ class _WithoutGraphOptimizer:
         if name == "traced":
             raise AttributeError(name)
         return getattr(self.traced, name)
+
+
+def nested_stateless_scope(state_mapping=()):
+    """A `keras.StatelessScope` that reads what it does not map through the scope around it,
+    and lists the variables assigned inside it (`scope.assigned`).
+
+    Why: on JAX a function that runs under one stateless scope (a compiled step whose
+    variables are its arguments) may need a second one inside: to differentiate with respect
+    to some variables (`jax.value_and_grad` of their values), or to run a `switch` branch
+    whose variable writes must leave the branch as its outputs. Keras' own scope falls back to
+    a variable's stored value, not to the enclosing scope's, so weights read inside would be
+    stale constants.
+    Why private: the enclosing scope is the `original_scope` attribute that
+    `StatelessScope.__enter__` sets (no public getter in Keras 3.15). If it disappears: reads
+    fall back to the stored values as in Keras' own scope, and `tests/test_backends.py`
+    (one-shot searches on JAX) fails to say so.
+
+    Example:
+
+    ```python
+    with nested_stateless_scope([(w, new_w)]) as scope:
+        y = layer(x, training=True)      # reads new_w, and the outer scope's other values
+    [scope.get_current_value(v) for v in scope.assigned]
+    ```
+    """
+    return _NestedStatelessScope(list(state_mapping))
+
+
+class _NestedStatelessScope(keras.StatelessScope):
+    def __init__(self, state_mapping):
+        super().__init__(state_mapping)
+        self.assigned = []
+
+    def add_update(self, update):
+        super().add_update(update)
+        if not any(update[0] is v for v in self.assigned):
+            self.assigned.append(update[0])
+
+    def get_current_value(self, variable):
+        value = super().get_current_value(variable)
+        outer = getattr(self, "original_scope", None)
+        if value is None and outer is not None:
+            return outer.get_current_value(variable)
+        return value

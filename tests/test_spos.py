@@ -49,7 +49,7 @@ def test_batch_norm_recalibration_uses_the_path_statistics():
     stem_bn = net.network.get_layer("stem_bn")
     pre = np.concatenate([np.asarray(net.network.get_layer("stem_conv")(b)) for b in batches])
     # the average of the per-batch means equals the mean over all (equal-sized) batches
-    np.testing.assert_allclose(stem_bn.moving_mean.numpy(), pre.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(stem_bn.moving_mean), pre.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)
     assert stem_bn.momentum == 0.9  # restored
 
 
@@ -99,7 +99,7 @@ def test_single_path_functions_run_without_grappler_and_restore_the_callers_opti
         return config.graph_options.rewrite_options.disable_meta_optimizer
 
     seen = []
-    wrapped = single_path_function(lambda: None)
+    wrapped = single_path_function(lambda: None, [])
     wrapped.traced = lambda: seen.append(grappler_off())  # a spy in place of the tf.function
     before = context.context().function_call_options.config_proto_serialized
     wrapped()

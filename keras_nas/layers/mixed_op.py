@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_nas import compat
 from keras_nas.validation import check_int
 
 MODES = ("softmax", "gumbel", "single")
@@ -186,10 +187,30 @@ class MixedOp(keras.layers.Layer):
         index = ops.cast(index, "int32")
         if not self._one_to_one():
             index = ops.take(ops.convert_to_tensor(self.option_candidates, "int32"), index)
+        if keras.backend.backend() == "jax":
+            return self._switch_with_state(index, inputs, training)
         branches = [
             (lambda x, i=i: self._run(i, x, training)) for i in range(len(self.candidates))
         ]
         return ops.switch(index, branches, inputs)
+
+    def _switch_with_state(self, index, inputs, training):
+        """`switch` on JAX, where a branch may not assign variables (its values are traced
+        inside the branch): each branch runs in its own stateless scope and returns the
+        candidates' non-trainable variables (batch-norm statistics, seed states) with its
+        output, and they are assigned after the switch."""
+        written = [v for c in self.candidates for v in c.non_trainable_variables]
+
+        def branch(i):
+            def run(x):
+                with compat.nested_stateless_scope():
+                    return self._run(i, x, training), [v.value for v in written]
+            return run
+
+        y, values = ops.switch(index, [branch(i) for i in range(len(self.candidates))], inputs)
+        for variable, value in zip(written, values):
+            variable.assign(value)
+        return y
 
     def _candidate_weights(self, weights):
         """Per candidate layer, the summed weight of the options that run it."""

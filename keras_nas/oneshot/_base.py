@@ -4,11 +4,10 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_nas.oneshot.supernet import build_supernet
 from keras_nas.tuning.training_state import BuildTrainingState
-from keras_nas import compat, validation
+from keras_nas import autodiff, compat, validation
 from keras_nas.validation import check_arrays
 
 
@@ -71,7 +70,7 @@ class OneShotSearch:
         order = self.rng.permutation(len(x))
         batch_size = min(batch_size, len(x))
         return [
-            (tf.constant(x[order[i : i + batch_size]]), tf.constant(y[order[i : i + batch_size]]))
+            (tensor(x[order[i : i + batch_size]]), tensor(y[order[i : i + batch_size]]))
             for i in range(0, len(x) - batch_size + 1, batch_size)
         ]
 
@@ -90,43 +89,44 @@ class OneShotSearch:
         if getattr(self, "_predict", None) is None:
             net = self.supernet
 
-            @single_path_function
             def predict(x, path):
                 return net(x, training=False, path=path)
 
-            self._predict = predict
+            self._predict = single_path_function(predict, net.variables)
         return self._predict
 
     def _recalibrate(self, calibration, path):
         """Batch-norm statistics of `path` from the calibration batches, in one traced call.
 
         The batches are joined into one batch and every BN layer's moving statistics are set
-        to that batch's statistics (momentum 0 inside this traced function only), which is
-        the exact statistics of the calibration examples (SPOS recalibration).
+        to that batch's statistics (momentum 0 inside this compiled function only: it is
+        compiled by its first call, made with momentum 0), which is the exact statistics of
+        the calibration examples (SPOS recalibration).
         """
         net = self.supernet
-        if getattr(self, "_calibrate", None) is None or self._calibrate[0] is not calibration:
-            xcal = tf.concat([tf.convert_to_tensor(b) for b in calibration], axis=0)
-            bns = [
-                layer
-                for layer in net._flatten_layers(include_self=False)
-                if isinstance(layer, keras.layers.BatchNormalization)
-            ]
+        if getattr(self, "_calibrate", None) is not None and self._calibrate[0] is calibration:
+            self._calibrate[1](path)
+            return
+        xcal = keras.ops.concatenate([tensor(b) for b in calibration], axis=0)
+        bns = [
+            layer
+            for layer in compat.all_layers(net)
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
 
-            @single_path_function
-            def calibrate(p):
-                net(xcal, training=True, path=p)
+        def calibrate(p):
+            net(xcal, training=True, path=p)
 
-            saved = [bn.momentum for bn in bns]
-            for bn in bns:
-                bn.momentum = 0.0
-            try:
-                calibrate.get_concrete_function(tf.TensorSpec((len(net.decisions),), "int32"))
-            finally:
-                for bn, m in zip(bns, saved):
-                    bn.momentum = m
-            self._calibrate = (calibration, calibrate)
-        self._calibrate[1](path)
+        calibrate = single_path_function(calibrate, net.variables)
+        saved = [bn.momentum for bn in bns]
+        for bn in bns:
+            bn.momentum = 0.0
+        try:
+            calibrate(path)
+        finally:
+            for bn, m in zip(bns, saved):
+                bn.momentum = m
+        self._calibrate = (calibration, calibrate)
 
     def subnet_accuracy(self, path, x, y, batch_size=256, calibration=None):
         """Accuracy of the supernet's path `path` (inherited weights) on `(x, y)`.
@@ -137,15 +137,14 @@ class OneShotSearch:
             batch_size: evaluation batch size.
             calibration: optional list of input batches to recalibrate batch norm on first.
         """
-        path = [int(i) for i in path]
-        p = tf.constant(path, dtype="int32")
+        p = path_tensor(path)
         if calibration is not None:
             self._recalibrate(calibration, p)
         predict = self._predict_fn()
         correct = 0
         for i in range(0, len(x), batch_size):
-            probs = predict(tf.constant(x[i : i + batch_size]), p)
-            correct += int(np.sum(np.argmax(probs.numpy(), axis=-1) == y[i : i + batch_size]))
+            probs = keras.ops.convert_to_numpy(predict(tensor(x[i : i + batch_size]), p))
+            correct += int(np.sum(np.argmax(probs, axis=-1) == y[i : i + batch_size]))
         return correct / len(x)
 
     # -- the public API ---------------------------------------------------------------------
@@ -238,15 +237,30 @@ class OneShotSearch:
         return model
 
 
-def single_path_function(fn):
-    """`fn(..., path)` as a `tf.function` that one trace serves for every path (an int tensor),
-    run with TensorFlow's graph optimizer off.
+def single_path_function(fn, variables):
+    """`fn(..., path)` compiled once for every path (an int tensor, `path_tensor`).
 
-    Its graph holds every option of every decision as a `switch` branch; Grappler's passes
-    over it cost more than half of the first call, and no step-time gain after it was
-    measured (`compat.without_graph_optimizer`; docs/benchmarks/oneshot.md, issue 17).
+    `variables`: every variable `fn` reads or assigns (`autodiff.compiled_function`). On
+    TensorFlow a `tf.function` run with the graph optimizer off: its graph holds every option
+    of every decision as a `switch` branch, Grappler's passes over it cost more than half of
+    the first call, and no step-time gain after it was measured
+    (`compat.without_graph_optimizer`; docs/benchmarks/oneshot.md, issue 17). On JAX, `jax.jit`.
     """
-    return compat.without_graph_optimizer(tf.function(fn, reduce_retracing=True))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return compat.without_graph_optimizer(tf.function(fn, reduce_retracing=True))
+    return autodiff.compiled_function(fn, variables)
+
+
+def tensor(array):
+    """A numpy batch as a tensor of the backend (what the compiled steps take)."""
+    return keras.ops.convert_to_tensor(array)
+
+
+def path_tensor(path):
+    """A path (option indices) as the int32 tensor that `single_path_function`s take."""
+    return keras.ops.convert_to_tensor(np.asarray([int(i) for i in path], dtype="int32"))
 
 
 def sparse_ce(model):

@@ -4,9 +4,10 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from keras_nas.oneshot._base import OneShotSearch, batch_accuracy, sparse_ce
+from keras_nas.autodiff import compiled_function, update_step, value_and_gradients
+from keras_nas.oneshot._base import OneShotSearch, batch_accuracy, sparse_ce, tensor
 
 GUARDS = (None, "auxiliary_skip")
 
@@ -152,86 +153,56 @@ class DartsSearch(OneShotSearch):
 
     def _compile_steps(self):
         net = self.supernet
-        w_vars = net.weight_variables
-        a_vars = net.arch_variables
-        loss_fn = self.loss_fn
-
-        def loss_and_acc(x, y):
-            out = net(x, training=True)
-            return loss_fn(y, out), batch_accuracy(y, out)
-
-        def w_grads(x, y):
-            with tf.GradientTape() as tape:
-                loss, acc = loss_and_acc(x, y)
-            return tape.gradient(loss, [v.value for v in w_vars]), loss, acc
-
-        def a_grads(x, y):
-            with tf.GradientTape() as tape:
-                for a in a_vars:
-                    tape.watch(a.value)
-                loss, acc = loss_and_acc(x, y)
-            return tape.gradient(loss, [a.value for a in a_vars]), loss, acc
-
-        def w_step(x, y):
-            grads, loss, acc = w_grads(x, y)
-            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, w_vars)]
-            self.optimizer.apply(grads, w_vars)
-            return loss, acc
-
-        def a_step_first(xv, yv):
-            grads, loss, acc = a_grads(xv, yv)
-            self.arch_optimizer.apply(grads, a_vars)
-            return loss, acc
+        state = net.variables
+        self._w_step = update_step(self._loss_and_accuracy, net.weight_variables,
+                                   self.optimizer, state=state)
+        self._a_step_first = update_step(self._loss_and_accuracy, net.arch_variables,
+                                         self.arch_optimizer, state=state)
 
         def a_step_second(xt, yt, xv, yv):
-            grads, loss, acc = self._second_order_grads(xt, yt, xv, yv, w_grads, a_grads, a_vars)
-            self.arch_optimizer.apply(grads, a_vars)
+            grads, loss, acc = self._second_order_grads(xt, yt, xv, yv)
+            self.arch_optimizer.apply(grads, net.arch_variables)
             return loss, acc
 
-        self._w_step = tf.function(w_step)
-        self._a_step_first = tf.function(a_step_first)
-        self._a_step_second = tf.function(a_step_second)
-        self._raw = {"w_grads": w_grads, "a_grads": a_grads}
+        self._a_step_second = compiled_function(
+            a_step_second, state + list(self.arch_optimizer.variables))
 
-    def _second_order_grads(self, xt, yt, xv, yv, w_grads, a_grads, a_vars):
+    def _loss_and_accuracy(self, x, y):
+        out = self.supernet(x, training=True)
+        return self.loss_fn(y, out), batch_accuracy(y, out)
+
+    def _second_order_grads(self, xt, yt, xv, yv):
         """The DARTS second-order `alpha` gradient; restores every network variable after."""
         net = self.supernet
-        w_vars = net.weight_variables
+        w_vars, a_vars = net.weight_variables, net.arch_variables
         arch_ids = {id(a) for a in a_vars}
         state_vars = [v for v in net.weights if id(v) not in arch_ids]
-        saved = [tf.identity(v.value) for v in state_vars]
-        saved_w = [tf.identity(v.value) for v in w_vars]
-        xi = tf.constant(self.xi, dtype="float32")
+        saved = [ops.copy(v.value) for v in state_vars]
+        saved_w = [ops.copy(v.value) for v in w_vars]
+
+        def train_loss():
+            return self._loss_and_accuracy(xt, yt)
+
         # w' = w - xi * grad_w L_train(w, alpha)
-        g_train, _, _ = w_grads(xt, yt)
+        _, g_train = value_and_gradients(train_loss, w_vars, has_aux=True)
         for v, g in zip(w_vars, g_train):
-            if g is not None:
-                v.assign_sub(xi * g)
+            v.assign(v.value - self.xi * g)
         # grad of L_val at (w', alpha), with respect to w' and alpha
-        with tf.GradientTape() as tape:
-            for a in a_vars:
-                tape.watch(a.value)
-            out = net(xv, training=True)
-            loss = self.loss_fn(yv, out)
-        grads = tape.gradient(loss, [v.value for v in w_vars] + [a.value for a in a_vars])
-        acc = batch_accuracy(yv, out)
-        g_wprime = [tf.zeros_like(v) if g is None else g for g, v in zip(grads[: len(w_vars)], w_vars)]
-        g_alpha = [tf.zeros_like(a) if g is None else g for g, a in zip(grads[len(w_vars) :], a_vars)]
-        eps = 0.01 / (tf.linalg.global_norm(g_wprime) + 1e-12)
+        (loss, acc), grads = value_and_gradients(
+            lambda: self._loss_and_accuracy(xv, yv), w_vars + a_vars, has_aux=True)
+        g_wprime, g_alpha = grads[: len(w_vars)], grads[len(w_vars) :]
+        eps = 0.01 / (ops.sqrt(sum(ops.sum(ops.square(g)) for g in g_wprime)) + 1e-12)
         # Hessian-vector product by central differences around the original w.
         for v, s, g in zip(w_vars, saved_w, g_wprime):
             v.assign(s + eps * g)
-        g_plus, _, _ = a_grads(xt, yt)
+        _, g_plus = value_and_gradients(train_loss, a_vars, has_aux=True)
         for v, s, g in zip(w_vars, saved_w, g_wprime):
             v.assign(s - eps * g)
-        g_minus, _, _ = a_grads(xt, yt)
+        _, g_minus = value_and_gradients(train_loss, a_vars, has_aux=True)
         for v, s in zip(state_vars, saved):
             v.assign(s)
-        out_grads = []
-        for ga, gp, gm in zip(g_alpha, g_plus, g_minus):
-            gp = tf.zeros_like(ga) if gp is None else gp
-            gm = tf.zeros_like(ga) if gm is None else gm
-            out_grads.append(ga - xi * (gp - gm) / (2.0 * eps))
+        out_grads = [ga - self.xi * (gp - gm) / (2.0 * eps)
+                     for ga, gp, gm in zip(g_alpha, g_plus, g_minus)]
         return out_grads, loss, acc
 
     def arch_gradients(self, xt, yt, xv, yv):
@@ -240,17 +211,11 @@ class DartsSearch(OneShotSearch):
         `xt, yt` (a training batch) are used only by the second-order unrolling.
         """
         if self.order == "first":
-            grads, _, _ = self._raw["a_grads"](tf.constant(xv), tf.constant(yv))
+            _, grads = value_and_gradients(
+                lambda: self._loss_and_accuracy(tensor(xv), tensor(yv)),
+                self.supernet.arch_variables, has_aux=True)
             return grads
-        grads, _, _ = self._second_order_grads(
-            tf.constant(xt),
-            tf.constant(yt),
-            tf.constant(xv),
-            tf.constant(yv),
-            self._raw["w_grads"],
-            self._raw["a_grads"],
-            self.supernet.arch_variables,
-        )
+        grads, _, _ = self._second_order_grads(tensor(xt), tensor(yt), tensor(xv), tensor(yv))
         return grads
 
     def step(self, train_batch, val_batch, update_arch=True):
@@ -259,8 +224,8 @@ class DartsSearch(OneShotSearch):
         Returns `(train_loss, train_acc, val_loss, val_acc)` as floats (val ones are NaN when
         `alpha` is not updated).
         """
-        xt, yt = (tf.convert_to_tensor(t) for t in train_batch)
-        xv, yv = (tf.convert_to_tensor(t) for t in val_batch)
+        xt, yt = (tensor(t) for t in train_batch)
+        xv, yv = (tensor(t) for t in val_batch)
         vl = va = float("nan")
         if update_arch:
             if self.order == "first":

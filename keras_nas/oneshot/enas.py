@@ -4,9 +4,8 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_nas.oneshot._base import OneShotSearch, batch_accuracy, single_path_function
+from keras_nas.oneshot._base import batch_accuracy, path_tensor, single_path_function
 from keras_nas.oneshot.spos import SPOSSearch
 from keras_nas.oracles.controller import reinforce_step, softmax
 
@@ -137,12 +136,11 @@ class ENASSearch(SPOSSearch):
     def _reward_fn(self):
         net = self.supernet
 
-        @single_path_function
         def reward(x, y, path):
             # Batch statistics (ENAS scores shared weights in training-mode batch norm).
             return batch_accuracy(y, net(x, training=True, path=path))
 
-        return reward
+        return single_path_function(reward, net.variables)
 
     def train_controller(self, val_batches):
         """`controller_steps` REINFORCE steps with validation-batch accuracy as reward."""
@@ -152,7 +150,7 @@ class ENASSearch(SPOSSearch):
             paths = [self.sample_path() for _ in range(self.controller_batch)]
             xb, yb = val_batches[step % len(val_batches)]
             rewards = [
-                float(self._reward(xb, yb, tf.constant(p, dtype="int32"))) for p in paths
+                float(self._reward(xb, yb, path_tensor(p))) for p in paths
             ]
             self.num_evaluated += len(paths)
             if self.baseline is None:

@@ -4,11 +4,11 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_nas import validation
+from keras_nas.autodiff import update_step
 from keras_nas.oneshot._base import (
-    OneShotSearch, batch_accuracy, single_path_function, sparse_ce,
+    OneShotSearch, batch_accuracy, path_tensor, single_path_function, sparse_ce,
 )
 
 
@@ -117,22 +117,22 @@ class SPOSSearch(OneShotSearch):
             )
         optimizer = self.optimizer
         loss_fn = sparse_ce(net)
-        w_vars = net.weight_variables
 
-        @single_path_function
+        def loss_and_accuracy(x, y, path):
+            out = net(x, training=True, path=path)
+            return loss_fn(y, out), batch_accuracy(y, out)
+
+        # Ops off the path get zero gradients (momentum and weight decay still move them).
+        apply_gradients = update_step(loss_and_accuracy, net.weight_variables, optimizer,
+                                      compiled=False)
+
         def train_step(x, y, path):
-            with tf.GradientTape() as tape:
-                out = net(x, training=True, path=path)
-                loss = loss_fn(y, out)
-            grads = tape.gradient(loss, [v.value for v in w_vars])
-            # Ops off the path get no gradient; they keep their weights this step.
-            pairs = [(g, v) for g, v in zip(grads, w_vars) if g is not None]
             if schedule is not None:
                 optimizer.learning_rate.assign(schedule(optimizer.iterations))
-            optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
-            return loss, batch_accuracy(y, out)
+            return apply_gradients(x, y, path)
 
-        self._train_step = train_step
+        self._train_step = single_path_function(
+            train_step, net.variables + list(optimizer.variables))
         self._predict = None
         return net
 
@@ -177,17 +177,12 @@ class SPOSSearch(OneShotSearch):
 
     def train_supernet(self, x, y, epochs, batch_size, log=True):
         """Trains the supernet, one sampled path per batch (`log`: a line per epoch)."""
-        net = self.supernet
-        # Every weight must exist in the optimizer before a traced step that may skip some.
-        if not self.optimizer.built:
-            self.optimizer.build(net.weight_variables)
         started = time.perf_counter()
         for epoch in range(epochs):
             start = time.perf_counter()
             logs = []
             for xb, yb in self._batches(x, y, batch_size):
-                path = tf.constant(self.training_path(), dtype="int32")
-                loss, acc = self._train_step(xb, yb, path)
+                loss, acc = self._train_step(xb, yb, path_tensor(self.training_path()))
                 logs.append((float(loss), float(acc)))
             logs = np.asarray(logs)
             self.history["loss"].append(float(logs[:, 0].mean()))

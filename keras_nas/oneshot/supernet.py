@@ -424,7 +424,9 @@ def _copy(source, target, where):
     for s, t in zip(source, target):
         if tuple(s.shape) != tuple(t.shape):
             raise ValueError(f"Weight shapes differ at {where}: {s.shape} against {t.shape}.")
-        t.assign(s)
+        # A copy: on JAX an assigned array is shared, and a Keras `fit`/`predict` of the
+        # stand-alone model donates (deletes) its variables' arrays.
+        t.assign(ops.copy(s.value))
 
 
 # -- building and utilities ------------------------------------------------------------------
@@ -497,8 +499,8 @@ def recalibrate_batch_norm(model, batches, **call_kwargs):
     ]
     saved = [bn.momentum for bn in bns]
     for bn in bns:
-        bn.moving_mean.assign(ops.zeros_like(bn.moving_mean))
-        bn.moving_variance.assign(ops.ones_like(bn.moving_variance))
+        bn.moving_mean.assign(ops.zeros(bn.moving_mean.shape))
+        bn.moving_variance.assign(ops.ones(bn.moving_variance.shape))
     try:
         for k, x in enumerate(batches, start=1):
             for bn in bns:
