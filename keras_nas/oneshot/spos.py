@@ -4,12 +4,11 @@ import time
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_nas import validation
 from keras_nas.autodiff import update_step
 from keras_nas.oneshot._base import (
-    OneShotSearch, batch_accuracy, path_tensor, single_path_function, sparse_ce, tensor,
+    OneShotSearch, batch_accuracy, path_tensor, single_path_function, sparse_ce,
 )
 
 
@@ -17,8 +16,7 @@ class SPOSSearch(OneShotSearch):
     """Uniform single-path supernet training, then evolution over weight-inheriting subnets.
 
     Training: every step draws one path (one option per decision) and trains only that path's
-    weights on a training batch (the others keep their values: neither the optimizer's
-    momentum nor weight decay moves them). `sampling="uniform"` draws each decision's option uniformly
+    weights on a training batch. `sampling="uniform"` draws each decision's option uniformly
     at random (SPOS); `sampling="fair"` is strict fairness (FairNAS, Chu et al., ICCV 2021):
     each decision walks through shuffled permutations of its options, so within every block of
     `n` steps (`n` its number of options) each option of the decision is trained exactly
@@ -124,44 +122,19 @@ class SPOSSearch(OneShotSearch):
             out = net(x, training=True, path=path)
             return loss_fn(y, out), batch_accuracy(y, out)
 
+        # Ops off the path get zero gradients (momentum and weight decay still move them).
         apply_gradients = update_step(loss_and_accuracy, net.weight_variables, optimizer,
                                       compiled=False)
-        w_vars = net.weight_variables
 
-        def train_step(x, y, path, on_path):
+        def train_step(x, y, path):
             if schedule is not None:
                 optimizer.learning_rate.assign(schedule(optimizer.iterations))
-            before = [ops.copy(v.value) for v in w_vars]
-            result = apply_gradients(x, y, path)
-            # Weights off the path get zero gradients, but momentum (or Adam's moments) and
-            # weight decay would still move them: they keep their values, as in SPOS.
-            for k, (v, old) in enumerate(zip(w_vars, before)):
-                v.assign(ops.where(on_path[k] > 0, v.value, old))
-            return result
+            return apply_gradients(x, y, path)
 
         self._train_step = single_path_function(
             train_step, net.variables + list(optimizer.variables))
-        self._on_path_masks = {}
         self._predict = None
         return net
-
-    def train_on_batch(self, x, y, path):
-        """One supernet training step on the batch `(x, y)` through `path` (option indices);
-        returns `(loss, accuracy)` tensors. Only the weights the path uses change."""
-        return self._train_step(tensor(x), tensor(y), path_tensor(path), self._on_path(path))
-
-    def _on_path(self, path):
-        """Per weight variable of the supernet, 1.0 if `path` uses it, else 0.0 (a tensor)."""
-        key = tuple(int(i) for i in path)
-        if key not in self._on_path_masks:
-            net = self.supernet
-            if hasattr(net, "path_weights"):
-                used = {id(w) for w in net.path_weights(list(key))}
-                mask = [float(id(v) in used) for v in net.weight_variables]
-            else:  # a supernet of its own kind: every weight may move
-                mask = [1.0] * len(net.weight_variables)
-            self._on_path_masks[key] = tensor(np.asarray(mask, dtype="float32"))
-        return self._on_path_masks[key]
 
     def _valid(self, path):
         options = [o for _, o in self.supernet.decisions]
@@ -209,7 +182,7 @@ class SPOSSearch(OneShotSearch):
             start = time.perf_counter()
             logs = []
             for xb, yb in self._batches(x, y, batch_size):
-                loss, acc = self.train_on_batch(xb, yb, self.training_path())
+                loss, acc = self._train_step(xb, yb, path_tensor(self.training_path()))
                 logs.append((float(loss), float(acc)))
             logs = np.asarray(logs)
             self.history["loss"].append(float(logs[:, 0].mean()))
