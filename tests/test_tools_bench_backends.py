@@ -69,4 +69,5 @@ def test_one_tiny_search_per_backend_is_timed_and_read_back(tmp_path):
     assert trial["jax_compiles"] >= 2 and trial["jax_compile_s"] > 0
     assert "jax_compile_s" not in tf_run["trials"][0]
     assert [row["config"] for row in saved["summary"]] == ["tensorflow", "jax"]
+    assert saved["machine"]["versions"]["jax"] and "commit" in saved["code"]
     assert "| tensorflow | 1 | 1 |" in bench.markdown(saved["runs"])

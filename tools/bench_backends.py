@@ -320,6 +320,19 @@ def markdown(runs):
     return "\n".join(lines)
 
 
+def _machine_facts():
+    """`bench_realdata.machine_facts()` with the JAX version too."""
+    import importlib.metadata
+
+    facts = bench_realdata.machine_facts()
+    for name in ("jax", "jaxlib"):
+        try:
+            facts["versions"][name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            facts["versions"][name] = None
+    return facts
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", nargs="+", default=["tensorflow", "jax"], choices=sorted(CONFIGS),
@@ -365,7 +378,7 @@ def main(argv=None):
             with open(args.json, "w") as f:
                 json.dump({"benchmark": "backends", "settings": {
                     k: v for k, v in vars(args).items() if k not in ("child", "json")},
-                    "machine": bench_realdata.machine_facts(),
+                    "machine": _machine_facts(),
                     "code": bench_realdata.code_facts(), "summary": summarize(runs),
                     "runs": runs}, f, indent=1)
         if not args.keep:
