@@ -2,7 +2,7 @@
 
 On JAX a short trial is mostly compilation: XLA compiles each new model's training and
 evaluation steps (once per batch shape), and, once per process, the random-number kernel of
-each weight initializer per weight shape. On digits that was 87% of a trial's seconds
+each weight initializer per weight shape. On digits that was 88% of a trial's seconds
 (`docs/BENCHMARKS.md` §5). What Keras compiled cannot be reused in memory from one trial to the
 next: XLA specializes a program to its graph, so two architectures (other operations on an
 edge) are two programs, and even two models of one architecture get two jitted functions,
@@ -12,8 +12,8 @@ JAX's persistent cache is keyed by the program itself (its text, without names o
 so a step compiled before is read from disk instead: the same architecture in a later
 trial, the best architecture's retraining, a resumed or re-run search, a worker process
 compiling what another compiled, and the initializers' kernels of every later search. The
-first run of a search writes its entries (3.5 MB for a 6-trial digits search); a second run of
-it measured 3.8 s a trial against 11.8-19.4 s without the cache.
+first run of a search writes its entries (3.7 MB for a 6-trial digits search); later runs of it
+measured 4.2-5.2 s a trial against 12.9-19.4 s without the cache (TensorFlow: 6.0-9.1 s).
 
 `use_jax_compilation_cache` turns it on for this process unless JAX's own setting says
 otherwise; `Search(compilation_cache="auto")`, the default, calls it on JAX:
