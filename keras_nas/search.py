@@ -212,6 +212,13 @@ class Search:
             is required.
         token: the secret every worker must present (default: a fresh one for the workers
             started here); a worker elsewhere reads it from `KERAS_NAS_TOKEN`.
+        compilation_cache: on JAX, where a short trial is mostly XLA compiling its steps,
+            JAX's persistent compilation cache keeps what was compiled, so the same program
+            (an architecture tried again, the best one's retraining, a re-run or resumed
+            search, a worker's trials) is read from disk instead
+            (`keras_nas.tuning.compile_cache`): `"auto"` (the default: in
+            `~/.cache/keras_nas/jax`, unless JAX was given a folder already), a folder path,
+            or None (JAX left as it is). Nothing is done on TensorFlow.
 
     Example:
 
@@ -233,7 +240,7 @@ class Search:
                  space_kwargs=None, strategy_kwargs=None, on_trial_end=None,
                  latency_ms=None, latency_objective="mnasnet", hardware=None,
                  latency_predictor=None, latency_device=None, workers="auto", listen=None,
-                 token=None):
+                 token=None, compilation_cache="auto"):
         if max_trials is None:  # bounded by the time budget when there is one
             max_trials = DEFAULT_MAX_TRIALS if max_time is None else NO_TRIAL_LIMIT
         self.max_trials = validation.check_int(max_trials, "max_trials", minimum=1)
@@ -260,6 +267,10 @@ class Search:
         self.parallel = self._listening or (self.workers or 1) > 1
         self.listen = "127.0.0.1:0" if listen is None else listen
         self.token = token
+        from keras_nas.tuning.compile_cache import check_setting
+
+        self.compilation_cache = check_setting(compilation_cache)
+        self.compilation_cache_dir = None
         from keras_nas.tuning.protocol import check_listen
 
         check_listen(self.listen, token)
@@ -431,6 +442,9 @@ class Search:
         if self._progress is not None:
             self._progress.resume(done=len([t for t in self.tuner.oracle.trials.values()
                                             if t.status not in ("RUNNING", "IDLE")]))
+        from keras_nas.tuning.compile_cache import use_jax_compilation_cache
+
+        self.compilation_cache_dir = use_jax_compilation_cache(self.compilation_cache)
         self._write_summary()
         train, val = self.data.train, self.data.validation
         fit_args = ((train,) if self.data.is_dataset else train)
@@ -493,7 +507,8 @@ class Search:
                 "hardware": self.hardware, "latency_predictor": self.latency_predictor,
                 "latency_device": self.latency_device, "reward": self.reward,
                 "epochs": self.epochs, "batch_size": self.batch_size,
-                "callbacks": list(callbacks or []), "verbose": 1 if self.verbose >= 2 else 0}
+                "callbacks": list(callbacks or []), "verbose": 1 if self.verbose >= 2 else 0,
+                "compilation_cache": self.compilation_cache}
         argument = {"space": "space", "callbacks": "callbacks", "objective": "objective",
                     "latency_predictor": "latency_predictor",
                     "latency_device": "latency_device", "reward": "latency_objective"}
@@ -747,6 +762,7 @@ class Search:
             "final_model": self.final_model_info,
             "budget": self.budget.to_dict() if self.budget is not None else None,
             "workers": self._workers_summary(),
+            "compilation_cache": self.compilation_cache_dir,
             "best": dict(self.best_info),
             "oneshot": self._oneshot_summary(),
             "controller_history": self._controller_history(),

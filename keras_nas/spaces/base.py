@@ -163,18 +163,21 @@ class Space(keras_tuner.HyperModel):
         """The architecture string of the decisions held by `hp`."""
         return self.encode(self.values_of(hp))
 
+    #: Whether `compile_model` compiles the training step with XLA: None (the default) picks
+    #: by backend (`jit_compile_for`); True or False forces it, on a class or an instance.
+    jit_compile = None
+
     def compile_model(self, model):
         """Compiles `model` for integer-label classification (Adam, cross-entropy, accuracy).
 
-        XLA is off (`jit_compile=False`): on CPU, compiling each candidate with XLA costs
-        10-30 s per model for these small networks and gives no steady-state speed-up, which
-        would dominate the time of a search that builds a new model per trial.
+        The step is compiled with XLA on JAX and not on TensorFlow (`jit_compile_for`), unless
+        the space's `jit_compile` attribute says otherwise.
         """
         model.compile(
             optimizer=keras.optimizers.Adam(self.learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
-            jit_compile=False,
+            jit_compile=jit_compile_for(self.jit_compile),
         )
         return model
 
@@ -226,6 +229,24 @@ class Space(keras_tuner.HyperModel):
             self.declare(fresh)
             hp = fresh
         return self.encode(self.values_of(hp))
+
+
+def jit_compile_for(setting=None, backend=None):
+    """The `jit_compile` a space's `compile_model` passes to `model.compile`.
+
+    None (the default) picks by backend: True on JAX, False on TensorFlow (and others).
+    On TensorFlow, XLA would cost 10-30 s per candidate on CPU for these small networks with
+    no steady-state speed-up, which would dominate a search that builds a new model per trial.
+    On JAX, `jit_compile=False` makes Keras run the training step op by op, each operation
+    compiled and dispatched on its own: in the default digits search an epoch took 11.1 s
+    against 0.51 s compiled, a trial 61.9 s against 17.3 s (`docs/BENCHMARKS.md` §5), so there
+    the step is compiled.
+
+    Example: `jit_compile_for(None, "jax")` is True; `jit_compile_for(False, "jax")` is False.
+    """
+    if setting is not None:
+        return bool(setting)
+    return (backend or keras.backend.backend()) == "jax"
 
 
 def downsampling_steps(size, max_size=32):

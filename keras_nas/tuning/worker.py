@@ -197,6 +197,11 @@ def run(address, token, worker_id=None, connect_timeout=CONNECT_TIMEOUT_S):
     watch = ChiefWatch(link, worker_id).start()
     (x, y), validation = link.data()
     from keras_nas.search import SCHEDULES
+    from keras_nas.tuning.compile_cache import use_jax_compilation_cache
+
+    # On JAX, this machine's cache (or the folder given): trials compiled here before, or by
+    # another worker, are read instead of compiled again.
+    use_jax_compilation_cache(spec.get("compilation_cache"))
 
     host, port = address.rsplit(":", 1)
     os.environ.update(KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=port,
