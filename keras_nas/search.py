@@ -31,7 +31,7 @@ ONESHOT_CANDIDATES = 10
 
 #: The retraining's epochs relative to a trial's, by default: the search finds its best
 #: architecture early (the best validation accuracy stops rising after a third of the trials in
-#: `docs/BENCHMARKS.md` §5), and 20 epochs test about 0.5 points above 10 on mnist2500.
+#: `docs/BENCHMARKS.md` §4), and 20 epochs test about 0.5 points above 10 on mnist2500.
 FINAL_EPOCHS_FACTOR = 4
 
 #: The most of `max_time` kept back for the final model (a retraining then trains the epochs

@@ -84,7 +84,6 @@ def test_the_compilation_cache_setting_is_checked_and_left_alone_off_jax(tmp_pat
 
 CACHED = """
     import json, os, pathlib, tempfile
-    {env}
     import jax, jax.monitoring
 
     hits = []
@@ -99,23 +98,22 @@ CACHED = """
     folder = pathlib.Path(tempfile.mkdtemp())
     search = keras_nas.Search(
         space="cell", strategy="random", max_trials=1, epochs=1, seed=1, directory=folder,
-        project_name="p", verbose=0, final_model="checkpoint", compilation_cache={cache!r},
-        space_kwargs={{"channels": 4, "cells_per_stage": 1}})
+        project_name="p", verbose=0, final_model="checkpoint", compilation_cache=PARAMS["cache"],
+        space_kwargs={"channels": 4, "cells_per_stage": 1})
     search.fit(x[:64], y[:64], validation_data=(x[64:96], y[64:96]))
     summary = json.loads((folder / "p" / "summary.json").read_text())
-    print(json.dumps({{"dir": summary["compilation_cache"], "hits": len(hits)}}))
+    print(json.dumps({"dir": summary["compilation_cache"], "hits": len(hits)}))
 """
 
 
 @pytest.mark.slow
 def test_a_search_on_jax_reads_what_an_earlier_one_compiled(tmp_path):
     cache = str(tmp_path / "cache")
-    first = run_on("jax", CACHED.format(env="", cache=cache))
+    first = run_on("jax", CACHED, cache=cache)
     assert first["dir"] == cache and any((tmp_path / "cache").iterdir())
     # The same search again, with the folder given to JAX itself (that choice wins over
     # "auto"): its steps and initializers come from the cache.
-    again = run_on("jax", CACHED.format(
-        env=f"os.environ['JAX_COMPILATION_CACHE_DIR'] = {cache!r}", cache="auto"))
+    again = run_on("jax", CACHED, cache="auto", env={"JAX_COMPILATION_CACHE_DIR": cache})
     assert again["dir"] == cache and again["hits"] >= 2, again
-    off = run_on("jax", CACHED.format(env="", cache=None))
+    off = run_on("jax", CACHED, cache=None)
     assert off == {"dir": None, "hits": 0}

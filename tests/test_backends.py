@@ -14,16 +14,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_on(backend, code, timeout=600, without_tensorflow=False, **params):
+def run_on(backend, code, timeout=600, without_tensorflow=False, env=None, **params):
     """Runs `code` in a new Python process on `backend`; returns what it printed last (JSON).
 
     The code finds `params` as the dict `PARAMS`, and may rely on the backend being `backend`.
     `without_tensorflow=True` makes `import tensorflow` fail in that process, as on a
-    machine without TensorFlow.
+    machine without TensorFlow; `env` adds environment variables.
     """
     pytest.importorskip(backend)
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT),
-               TF_CPP_MIN_LOG_LEVEL="3", KERAS_NAS_TEST_PARAMS=json.dumps(params))
+               TF_CPP_MIN_LOG_LEVEL="3", KERAS_NAS_TEST_PARAMS=json.dumps(params), **(env or {}))
     preamble = (WITHOUT_TENSORFLOW if without_tensorflow else "") + PREAMBLE
     done = subprocess.run([sys.executable, "-c", preamble + textwrap.dedent(code)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=timeout)
