@@ -146,20 +146,24 @@ def compiled_function(fn, variables):
     import jax
 
     variables = list(variables)
+    position = {id(v): i for i, v in enumerate(variables)}
 
     def stateless(values, args):
         with compat.nested_stateless_scope(zip(variables, values)) as scope:
             out = fn(*args)
-        return out, [scope.get_current_value(v) for v in variables]
+        missing = [v.path for v in scope.assigned if id(v) not in position]
+        if missing:
+            raise ValueError(f"The compiled function assigns {missing}, which are not among "
+                             "its `variables`: list every variable it reads or assigns.")
+        # Only what it assigned comes back (a dict: its keys say which variables).
+        return out, {position[id(v)]: scope.get_current_value(v) for v in scope.assigned}
 
     jitted = jax.jit(stateless)
 
     def call(*args):
-        before = [v.value for v in variables]
-        out, after = jitted(before, args)
-        for variable, old, new in zip(variables, before, after):
-            if new is not old:
-                variable.assign(new)
+        out, assigned = jitted([v.value for v in variables], args)
+        for i, value in assigned.items():
+            variables[i].assign(value)
         return out
 
     return call

@@ -65,6 +65,25 @@ GRADIENTS = """
             loss, aux = step(keras.ops.ones((3,)))
         results.append(keras.ops.convert_to_numpy(v).tolist())
     out["updated"] = results
+    counter, other = keras.Variable(0.0), keras.Variable(5.0)
+
+    def bump():
+        counter.assign(counter + other)
+
+    def bump_both():
+        bump()
+        other.assign(other + 1.0)
+
+    from keras_nas.autodiff import compiled_function
+    step = compiled_function(bump, [counter, other])
+    step()
+    step()  # reads the values the first call assigned
+    out["counter"] = float(keras.ops.convert_to_numpy(counter))
+    try:
+        compiled_function(bump_both, [counter])()
+        out["unlisted"] = None
+    except ValueError as e:
+        out["unlisted"] = str(e)
     print(json.dumps(out))
 """
 
@@ -78,6 +97,9 @@ def test_gradients_and_compiled_update_steps_agree_on_each_backend(backend):
     eager, compiled = np.array(out["updated"])
     # Three Adam steps of about 0.1 each towards 0, the same eagerly and compiled.
     assert np.allclose(eager, compiled, atol=1e-6)
+    assert out["counter"] == 10.0
+    if backend == "jax":  # a variable assigned but not listed would lose its value
+        assert "not among its `variables`" in out["unlisted"]
     moved = np.abs([1.0, -2.0, 3.0]) - np.abs(eager)
     assert np.all((moved > 0.25) & (moved <= 0.3 + 1e-6)), eager
 
