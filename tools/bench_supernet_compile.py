@@ -9,6 +9,7 @@ to compare two versions of the supernet code:
     python tools/bench_supernet_compile.py --space darts --json darts_compile.json
     PYTHONPATH=/path/to/old/checkout python tools/bench_supernet_compile.py --space darts
 
+The backend is Keras' (`KERAS_BACKEND=jax` times the `jax.jit` compile of the same step).
 Spaces (inputs 8x8x1, 10 classes, batch 32): `darts` (DartsSpace's defaults: 5 cells, 4
 nodes, the 8 DARTS ops, C=8), `darts-small` (3 cells, 2 nodes, 4 ops, C=4), `mobilenet`
 (MobileNetSpace's defaults: MobileNetV2's 7 stages, widths 0.5/0.75/1.0, kernels 3/5/7,
@@ -47,36 +48,39 @@ def make_space(name):
 
 
 def measure(space_name, steps, seed):
-    import tensorflow as tf
+    import keras
 
     from keras_nas.oneshot import SPOSSearch
+    from keras_nas.oneshot._base import path_tensor, tensor
 
     rng = np.random.default_rng(seed)
-    x = tf.constant(rng.normal(size=(32, 8, 8, 1)).astype("float32"))
-    y = tf.constant(rng.integers(0, 10, size=32).astype("int32"))
+    x = tensor(rng.normal(size=(32, 8, 8, 1)).astype("float32"))
+    y = tensor(rng.integers(0, 10, size=32).astype("int32"))
     search = SPOSSearch(make_space(space_name), seed=seed)
     start = time.perf_counter()
     net = search.setup()
     search.supernet = net
     build_s = time.perf_counter() - start
     start = time.perf_counter()
-    search._train_step(x, y, tf.constant(search.sample_path(), "int32"))
+    search._train_step(x, y, path_tensor(search.sample_path()))
     first_s = time.perf_counter() - start
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        loss, _ = search._train_step(x, y, tf.constant(search.sample_path(), "int32"))
+        loss, _ = search._train_step(x, y, path_tensor(search.sample_path()))
         float(loss)
         times.append(time.perf_counter() - start)
+    traces = getattr(search._train_step, "experimental_get_tracing_count", None)
     return {
         "space": space_name,
+        "backend": keras.backend.backend(),
         "supernet": type(net).__name__,
         "decisions": len(net.decisions),
         "params": int(sum(int(np.prod(v.shape)) for v in net.weights)),
         "build_s": round(build_s, 2),
         "first_step_s": round(first_s, 2),
         "step_s_median": round(float(np.median(times)), 4) if times else None,
-        "traces": search._train_step.experimental_get_tracing_count(),
+        "traces": traces() if traces else None,
     }
 
 
