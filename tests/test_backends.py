@@ -145,9 +145,10 @@ SEARCH = """
     statuses = {}
     for strategy in PARAMS["strategies"]:
         folder = pathlib.Path(tempfile.mkdtemp())
+        # 128 and 64 images: every batch of 32 has one shape, so each step compiles once.
         model = keras_nas.search(
-            x[:150], y[:150], validation_data=(x[150:200], y[150:200]), space="cell",
-            strategy=strategy, max_trials=2, epochs=1, seed=2, directory=folder,
+            x[:128], y[:128], validation_data=(x[128:192], y[128:192]), space="cell",
+            strategy=strategy, max_trials=1, epochs=1, seed=2, directory=folder,
             space_kwargs={"channels": 4, "cells_per_stage": 1}, project_name="p", verbose=0,
             final_model="checkpoint")
         summary = json.loads((folder / "p" / "summary.json").read_text())
@@ -168,10 +169,7 @@ def test_every_strategy_searches_on_jax_without_tensorflow():
     out = run_on("jax", SEARCH, strategies=strategies, without_tensorflow=True)
     assert out["backend"] == "jax" and not out["tensorflow_imported"]
     assert sorted(out["statuses"]) == sorted(strategies)
-    for strategy, statuses in out["statuses"].items():
-        assert statuses and set(statuses) == {"COMPLETED"}, strategy
-        # DARTS derives one architecture; every other strategy ran both trials.
-        assert len(statuses) == (1 if strategy == "darts" else 2), strategy
+    assert out["statuses"] == {s: ["COMPLETED"] for s in strategies}
 
 
 PROXIES = """
@@ -260,7 +258,7 @@ ONESHOT = """
         space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=8,
                                  cells_per_stage=1)
         search = cls(space, seed=0, **kwargs).fit(
-            x[:400], y[:400], validation_data=(x[400:600], y[400:600]), epochs=3, batch_size=64)
+            x[:256], y[:256], validation_data=(x[256:384], y[256:384]), epochs=3, batch_size=64)
         # The compiled path of the trained supernet computes what its stand-alone network does
         # (it reads the variables' current values, batch-norm statistics included).
         net, path = search.supernet, search.best_path
