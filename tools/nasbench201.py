@@ -7,7 +7,9 @@ does: `create_trial` -> `update_trial(val_accuracy)` -> `end_trial`. A trial's r
 cell's 12-epoch CIFAR-10 validation accuracy (as a fraction, the way a Keras trial reports
 `val_accuracy`); after `--queries` trials the result of the seed is the 200-epoch CIFAR-10 test
 accuracy of the trial with the best reward. Every trial the oracle proposes costs one query,
-repeated architectures included (the oracles avoid proposing repeats).
+repeated architectures included (the oracles avoid proposing repeats). As in a search, a
+keras-nas oracle hashes the space's `architecture_key`, so it does not propose a cell that
+computes what a tried one computes; `--architecture-key values` hashes the six edges instead.
 
     python tools/nasbench201.py --strategy evolution --queries 100 --seeds 100 \\
         --table ../shared/data/nasbench201/nasbench201.csv --json evolution.json
@@ -48,6 +50,7 @@ STRATEGY_OPTIONS = {
     "beta": float,
     "initial_samples": int,
     "full_neighbourhood": "bool",
+    "restarts": "bool",
     "neighbours_of": int,
     "random_candidates": int,
 }
@@ -66,6 +69,9 @@ def parse_args(argv=None):
     parser.add_argument("--json", default=None, help="where to write the results")
     parser.add_argument("--reward", default="12ep_cifar10_val", help="column rewarded")
     parser.add_argument("--report", default="c10_200ep_test", help="column reported")
+    parser.add_argument("--architecture-key", choices=("space", "values"), default="space",
+                        help="what counts as tried: the space's key, as in a search "
+                             "(equivalent cells once), or the six edges (each cell once)")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="stop starting new seeds after this long (reports what finished)")
     for name, kind in STRATEGY_OPTIONS.items():
@@ -102,7 +108,7 @@ def strategy_kwargs(args):
 
 
 def make_space():
-    """The hyperparameters and the encoder of NASBench201Space."""
+    """The hyperparameters of NASBench201Space, and the space."""
     import keras_tuner
 
     from keras_nas.spaces import NASBench201Space
@@ -110,7 +116,7 @@ def make_space():
     space = NASBench201Space()
     hp = keras_tuner.HyperParameters()
     space.declare(hp)
-    return hp, space.encode
+    return hp, space
 
 
 def seed_of(k):
@@ -125,19 +131,23 @@ def seed_of(k):
     return 10007 * (k + 1)
 
 
-def run_seed(strategy, seed, queries, table, reward_column, report_column, kwargs):
+def run_seed(strategy, seed, queries, table, reward_column, report_column, kwargs,
+             architecture_key="space"):
     """One search; returns the per-seed record."""
     import keras_tuner
 
     from keras_nas.oracles import make_oracle
+    from keras_nas.oracles.base import NASOracle
 
-    hp, encode = make_space()
+    hp, space = make_space()
     objective = keras_tuner.Objective("val_accuracy", "max")
     oracle = make_oracle(
         strategy, objective=objective, max_trials=queries, epochs=1, seed=seed,
         hyperparameters=hp, **kwargs,
     )
-    curve, seen = [], set()
+    if isinstance(oracle, NASOracle) and architecture_key == "space":
+        oracle.architecture_key = space.architecture_key  # as `NASTuner` does
+    curve, seen, networks = [], set(), set()
     best_reward, best_report, best_arch = -math.inf, None, None
     with tempfile.TemporaryDirectory() as tmp:
         oracle._set_project_dir(tmp, f"seed_{seed}")
@@ -146,12 +156,13 @@ def run_seed(strategy, seed, queries, table, reward_column, report_column, kwarg
             trial = oracle.create_trial("tuner0")
             if trial.status != "RUNNING":
                 break
-            arch = encode(trial.hyperparameters.values)
+            arch = space.encode(trial.hyperparameters.values)
             row = table.query(arch, [reward_column, report_column])
             oracle.update_trial(trial.trial_id, {"val_accuracy": row[reward_column] / 100.0})
             trial.status = "COMPLETED"
             oracle.end_trial(trial)
             seen.add(arch)
+            networks.add(space.architecture_key(trial.hyperparameters.values))
             if row[reward_column] > best_reward:
                 best_reward, best_report, best_arch = row[reward_column], row[report_column], arch
             curve.append(best_report)
@@ -162,6 +173,7 @@ def run_seed(strategy, seed, queries, table, reward_column, report_column, kwarg
         "architecture": best_arch,
         "trials": len(curve),
         "distinct": len(seen),
+        "distinct_networks": len(networks),
         "curve": curve,
     }
 
@@ -205,11 +217,13 @@ def main(argv=None):
         if args.max_seconds is not None and time.time() - start > args.max_seconds:
             break
         records.append(
-            run_seed(args.strategy, seed, args.queries, table, args.reward, args.report, kwargs)
+            run_seed(args.strategy, seed, args.queries, table, args.reward, args.report, kwargs,
+                     args.architecture_key)
         )
         r = records[-1]
         print(f"seed {seed}: test {r['test']:.2f} reward {r['reward']:.3f} distinct "
-              f"{r['distinct']}/{r['trials']} ({time.time() - start:.0f}s)", flush=True)
+              f"{r['distinct']}/{r['trials']} networks {r['distinct_networks']} "
+              f"({time.time() - start:.0f}s)", flush=True)
         # Written after every seed, so a run stopped from outside still leaves its results.
         result = summarize(args, kwargs, records, start, argv, complete=k == args.seeds - 1)
         if args.json:
@@ -239,6 +253,8 @@ def summarize(args, kwargs, records, start, argv, complete):
         "test_std": float(tests.std()),
         "reward_mean": float(np.mean([r["reward"] for r in records])),
         "distinct_mean": float(np.mean([r["distinct"] for r in records])),
+        "distinct_networks_mean": float(np.mean([r["distinct_networks"] for r in records])),
+        "architecture_key": args.architecture_key,
         "curve_mean": [float(np.mean([r["curve"][k] for r in records])) for k in range(length)],
         "options": kwargs,
         "reward_column": args.reward,

@@ -15,6 +15,8 @@ against the best test accuracy of any feasible cell in the table. With a hard ob
 infeasible score and not trained: it costs no query (`--no-skip-infeasible` trains it too);
 as the search's tuner does, every trial reports `latency_to_target` and a skipped one
 `skipped_infeasible`, which a constraint-aware strategy (`gp`) models apart from the reward.
+As in a search, a keras-nas oracle does not propose a cell that computes what a tried one
+computes (the space's `architecture_key`; `--architecture-key values`: each cell once).
 
     python tools/nasbench201_latency.py --strategy random --target-ms 8 --queries 100 --seeds 100
     python tools/nasbench201_latency.py --strategy reinforce --objective mnasnet_hard \\
@@ -54,6 +56,9 @@ def parse_args(argv=None):
                              "(as the search does; needs --objective hard or mnasnet_hard)")
     parser.add_argument("--max-proposals-factor", type=int, default=20,
                         help="with skipping, at most this many proposals per query")
+    parser.add_argument("--architecture-key", choices=("space", "values"), default="space",
+                        help="what counts as tried: the space's key, as in a search, or the "
+                             "six edges")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     if args.queries < 1 or args.seeds < 1:
@@ -68,7 +73,7 @@ def run_seed(args, table, seed):
 
     from keras_nas.results.objectives import make_objective
     from keras_nas.oracles import make_oracle
-    from keras_nas.oracles.base import SKIPPED_METRIC, TARGET_RATIO_METRIC
+    from keras_nas.oracles.base import SKIPPED_METRIC, TARGET_RATIO_METRIC, NASOracle
     from keras_nas.spaces import NASBench201Space
 
     space = NASBench201Space()
@@ -78,6 +83,8 @@ def run_seed(args, table, seed):
     max_proposals = args.queries * (args.max_proposals_factor if args.skip_infeasible else 1)
     oracle = make_oracle(args.strategy, objective=objective.keras_tuner_objective(),
                          max_trials=max_proposals, epochs=1, seed=seed, hyperparameters=hp)
+    if isinstance(oracle, NASOracle) and args.architecture_key == "space":
+        oracle.architecture_key = space.architecture_key  # as `NASTuner` does
     best = None  # (val, test, latency, arch) of the best feasible trial
     feasible_trials = trainings = skipped = 0
     columns = [args.reward_column, args.report_column, args.device]
@@ -144,6 +151,7 @@ def main(argv=None):
         "test_std": statistics.pstdev(found) if found else None,
         "gap_mean": optimum - statistics.mean(found) if found else None,
         "skip_infeasible": args.skip_infeasible,
+        "architecture_key": args.architecture_key,
         "feasible_fraction_of_trials": (sum(r["feasible_trials"] for r in results)
                                         / max(1, sum(r["trials"] for r in results))),
         "skipped_mean": statistics.mean(r["skipped"] for r in results) if results else None,

@@ -6,6 +6,9 @@
 - the search space seen as discrete decisions (`num_bins` values of an `Int` / `Float`,
   `keras_nas.oracles.decisions`);
 - the reward of a trial (the objective, negated when minimized, or `reward_fn(trial)`);
+- equivalent architectures tried once: `architecture_key(values)` (the space's
+  `Space.architecture_key`, which `NASTuner` passes on) replaces the values in KerasTuner's
+  hash of what was tried, so no strategy proposes a second spelling of a network it tried;
 - one save per ended trial, after the strategy has learned from it (`learn`);
 - which trials were skipped untrained as infeasible (`SKIPPED_METRIC`, `was_skipped`) and how
   far each trial is from a latency target (`TARGET_RATIO_METRIC`, `target_ratio`): the tuner
@@ -21,6 +24,8 @@ class FirstOptionOracle(NASOracle):
         return {"status": "RUNNING", "values": values}
 ```
 """
+
+import hashlib
 
 import keras_tuner
 import numpy as np
@@ -44,13 +49,16 @@ class NASOracle(keras_tuner.Oracle):
         hyperparameters: optional `keras_tuner.HyperParameters` declaring the space up front.
         num_bins: the most discrete values of an `Int` / `Float` hyperparameter.
         reward_fn: optional `fn(trial) -> float`, larger is better; replaces the objective.
+        architecture_key: optional `fn(values) -> str`, equal for values that build the same
+            network (default: the values; `NASTuner` sets the space's `architecture_key`).
         allow_new_entries, tune_new_entries, max_retries_per_trial,
         max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
     """
 
     def __init__(self, objective=None, max_trials=10, seed=None, hyperparameters=None,
-                 num_bins=10, reward_fn=None, allow_new_entries=True, tune_new_entries=True,
-                 max_retries_per_trial=0, max_consecutive_failed_trials=3):
+                 num_bins=10, reward_fn=None, architecture_key=None, allow_new_entries=True,
+                 tune_new_entries=True, max_retries_per_trial=0,
+                 max_consecutive_failed_trials=3):
         validation.check_int(seed, "seed", minimum=0, allow_none=True)
         super().__init__(
             objective=objective, max_trials=max_trials, hyperparameters=hyperparameters,
@@ -65,6 +73,10 @@ class NASOracle(keras_tuner.Oracle):
         if reward_fn is not None and not callable(reward_fn):
             raise TypeError(f"`reward_fn` must be callable or None, got {reward_fn!r}.")
         self.reward_fn = reward_fn
+        if architecture_key is not None and not callable(architecture_key):
+            raise TypeError("`architecture_key` must be callable or None, got "
+                            f"{architecture_key!r}.")
+        self.architecture_key = architecture_key
         self._rng = np.random.default_rng(self.seed)
         self._saving_after_learning = False
 
@@ -84,6 +96,17 @@ class NASOracle(keras_tuner.Oracle):
             return None
         value = float(value)
         return value if np.isfinite(value) else None
+
+    def _compute_values_hash(self, values):
+        # KerasTuner's hash of tried values (`_duplicate`, `_record_values`, saved state),
+        # over the architecture's key: an equivalent spelling counts as tried.
+        if self.architecture_key is None:
+            return super()._compute_values_hash(values)
+        try:
+            key = str(self.architecture_key(values))
+        except (ValueError, TypeError, KeyError):  # values the space does not know: as they are
+            return super()._compute_values_hash(values)
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
     @staticmethod
     def was_skipped(trial):

@@ -1,8 +1,6 @@
 """Bayesian optimization over architectures as a KerasTuner oracle: a Gaussian process on the
 one-hot decisions of the space, expected improvement over neighbours of the best ones."""
 
-import json
-
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 from scipy import special
@@ -160,13 +158,13 @@ class GPOracle(NASOracle):
                 found = untried_completion(self.hyperparameters, child, self.num_bins,
                                            self._rng, lambda v: self._new(v, pool))
                 if found is not None:
-                    pool[_key(found)] = found
+                    pool[self._compute_values_hash(found)] = found
         for _ in range(self.random_candidates):
             values = untried_values(self.hyperparameters, self.num_bins, self._rng,
                                     lambda v: self._new(v, pool), tries=1)
             if values is None:
                 break
-            pool[_key(values)] = values
+            pool[self._compute_values_hash(values)] = values
         return list(pool.values())
 
     def _model_points(self, scored):
@@ -193,8 +191,5 @@ class GPOracle(NASOracle):
         return rows
 
     def _new(self, values, pool=()):
-        return not self._duplicate(values) and _key(values) not in pool
+        return not self._duplicate(values) and self._compute_values_hash(values) not in pool
 
-
-def _key(values):
-    return json.dumps(values, sort_keys=True, default=str)

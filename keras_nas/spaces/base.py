@@ -1,5 +1,7 @@
 """The contract every keras-nas search space follows."""
 
+import json
+
 import keras
 import keras_tuner
 
@@ -162,6 +164,19 @@ class Space(keras_tuner.HyperModel):
     def architecture_of(self, hp):
         """The architecture string of the decisions held by `hp`."""
         return self.encode(self.values_of(hp))
+
+    def architecture_key(self, values):
+        """A key that is equal for decisions that build the same network, as a string.
+
+        Search strategies never propose two sets of values with the same key (the oracle
+        hashes it; `keras_nas.oracles.base.NASOracle`), so a space whose encoding has
+        several spellings of one network (a cell whose dead edges or summation order do not
+        matter) spends no trial on a spelling already tried. The base class's key is the
+        values themselves; a space overrides it to merge what it knows to be the same.
+
+        Example: `space.architecture_key(values_a) == space.architecture_key(values_b)`.
+        """
+        return json.dumps(values, sort_keys=True, default=str)
 
     #: Whether `compile_model` compiles the training step with XLA: None (the default) picks
     #: by backend (`jit_compile_for`); True or False forces it, on a class or an instance.

@@ -1,5 +1,6 @@
 """The DARTS search space (Liu et al., ICLR 2019): normal and reduction cells, stacked."""
 
+import json
 import math
 import numbers
 
@@ -151,6 +152,20 @@ class DartsSpace(Space):
                     pairs.append((op, int(src)))
             result[cell] = pairs
         return result
+
+    def architecture_key(self, values):
+        """The genotype with each node's two `(op, input)` pairs sorted, as a string.
+
+        A node sums its two inputs, so swapping a node's slots builds the same network.
+
+        Example: `space.architecture_key(values) == space.architecture_key(swapped)`.
+        """
+        genotype = self.genotype(values)
+        cells = {cell: [sorted(pairs[k:k + 2]) for k in range(0, len(pairs), 2)]
+                 for cell, pairs in genotype.items()}
+        names = set(self.hp_names())
+        rest = {k: v for k, v in values.items() if k not in names}
+        return json.dumps([cells, rest], sort_keys=True, default=str)
 
     def encode(self, values):
         """Decisions -> genotype string `normal=...;reduce=...`."""

@@ -16,7 +16,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_nas.oracles.base import SKIPPED_METRIC, TARGET_RATIO_METRIC
+from keras_nas.oracles.base import SKIPPED_METRIC, TARGET_RATIO_METRIC, NASOracle
 from keras_nas.spaces import Space
 from keras_nas.tuning import trial_memory
 from keras_nas.tuning.budget import EpochTimer, StopAtDeadline, TimeBudget
@@ -35,9 +35,10 @@ class NASTuner(keras_tuner.Tuner):
     any oracle; fails a trial whose loss becomes NaN; records every trial's parameter count,
     build, fit and per-epoch seconds; keeps to a wall-clock budget (no trial starts when too
     little is left, and a running one stops at the deadline); stops trials early by
-    successive halving; trains every candidate with the same learning-rate schedule; seeds
-    each trial's weights; and tells a listener about every trial that ends (for
-    `summary.json` and progress). It stays a plain KerasTuner tuner: any `Oracle`, resume,
+    successive halving; has a keras-nas oracle propose each network once, however the space
+    spells it (`Space.architecture_key`); trains every candidate with the same learning-rate
+    schedule; seeds each trial's weights; and tells a listener about every trial that ends
+    (for `summary.json` and progress). It stays a plain KerasTuner tuner: any `Oracle`, resume,
     and the distributed chief/worker mode work as they do for KerasTuner's own tuners.
 
     Args:
@@ -71,6 +72,10 @@ class NASTuner(keras_tuner.Tuner):
         self.on_trial_end_callback = on_trial_end_callback
         self.timings = {}
         super().__init__(oracle, hypermodel, **kwargs)
+        if (isinstance(oracle, NASOracle) and isinstance(hypermodel, Space)
+                and oracle.architecture_key is None):
+            # A network tried under one spelling is not proposed again under another.
+            oracle.architecture_key = hypermodel.architecture_key
 
     def search(self, *args, **kwargs):
         # Each trial collects garbage once (`release_previous_trial`); make that walk only the
