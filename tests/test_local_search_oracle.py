@@ -26,8 +26,8 @@ def key(values):
     return json.dumps(values, sort_keys=True)
 
 
-def test_random_start_then_neighbours_of_the_best_open_centre(tmp_path):
-    oracle = new_oracle(tmp_path, initial_samples=4)
+def test_without_restarts_neighbours_of_the_best_open_centre(tmp_path):
+    oracle = new_oracle(tmp_path, initial_samples=4, restarts=False)
     tried = []
     for _ in range(60):
         # The centre the next trial must neighbour: the best whose neighbours are not all tried.
@@ -49,6 +49,38 @@ def test_random_start_then_neighbours_of_the_best_open_centre(tmp_path):
         assert differences(values, oracle.trials[centre].hyperparameters.values) == 1
     assert len({key(v) for _, v in tried}) == 60
     assert max(matches(v) for _, v in tried) == 1.0  # the optimum of this smooth toy space
+
+
+def test_restarts_climb_from_a_random_architecture_after_a_local_optimum(tmp_path):
+    def reward(values):  # two hills: all op2 (1.0) and all op0 (0.8), apart by 5 edits
+        return max(matches(values), 0.8 * sum(v == "op0" for v in values.values()) / 5)
+
+    oracle = new_oracle(tmp_path, initial_samples=3)
+    tried = run(oracle, reward, 300)
+    climb, origin, rewards = oracle._climb, oracle._origin, oracle._rewards
+    restarts = [tid for tid, _ in tried[3:] if origin[tid] is None]
+    assert len(restarts) >= 2
+    for tid, values in tried[3:]:
+        centre = origin[tid]
+        if centre is None:
+            # A restart: the climb before it ended on a local optimum, fully explored.
+            before = [t for t in rewards if climb[t] == climb[tid] - 1 and t < tid]
+            best = max(before, key=lambda t: rewards[t])
+            assert oracle._exhausted.get(best)
+            continue
+        # A neighbour of the best trial of its own climb that had ended before it.
+        assert climb[tid] == climb[centre]
+        assert differences(values, oracle.trials[centre].hyperparameters.values) == 1
+        done = [t for t in rewards if climb[t] == climb[tid] and t < tid]
+        assert rewards[centre] == max(rewards[t] for t in done)
+    ends = {max((t for t in rewards if climb[t] == c), key=lambda t: rewards[t])
+            for c in set(climb.values())}
+    assert {round(reward(oracle.trials[t].hyperparameters.values), 6) for t in ends} >= {1.0}
+
+
+def test_restarts_is_checked():
+    with pytest.raises((TypeError, ValueError), match="restarts"):
+        LocalSearchOracle(objective=MAX, restarts="yes")
 
 
 def test_neighbours_change_exactly_one_decision():

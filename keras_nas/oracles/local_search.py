@@ -13,28 +13,35 @@ _RUNNING = trial_module.TrialStatus.RUNNING
 
 
 class LocalSearchOracle(NASOracle):
-    """Local search: the untried neighbours of the best architecture found so far.
+    """Local search with restarts: hill-climbing over untried neighbours, then a new start.
 
-    The first `initial_samples` trials are random. After that, each new trial is a neighbour
-    of the *centre*: the completed trial with the best reward (the objective, negated when it
-    is minimized, or `reward_fn(trial)`) whose neighbourhood is not exhausted yet. A neighbour
+    The first `initial_samples` trials are random; they start the first *climb*. After that,
+    each new trial is a neighbour of the *centre*: the completed trial of the current climb
+    with the best reward (the objective, negated when it is minimized, or
+    `reward_fn(trial)`). A neighbour
     differs from the centre in exactly one decision (a `Choice`, `Boolean`, or a binned
     `Int` / `Float`, see `keras_nas.oracles.decisions`); conditional hyperparameters that the
     change switches on take each of their options in turn (in random order), those it
     switches off are dropped. Neighbours are proposed in random order, and as soon as one
     beats the centre it becomes the centre (first improvement). A centre whose neighbours
     were all tried (by any trial, failed ones included) without improvement is a local
-    optimum: the search moves on to the next best architecture whose neighbourhood is not
-    exhausted, and to a random untried architecture when there is none. With
+    optimum: with `restarts=True` (the default) the climb ends there and a random untried
+    architecture starts the next one; with `restarts=False` the search moves on to the next
+    best architecture of the whole search whose neighbourhood is not exhausted (and to a
+    random one when there is none). On NAS-Bench-201 restarts escape the local optimum that
+    holds a fifth of the searches (docs/benchmarks/nasbench201.md). With
     `full_neighbourhood=True` a centre's whole neighbourhood is tried before the search moves
-    (best improvement). Values are never proposed twice: the search stops (`STOPPED`) once a
-    finite space is exhausted. Only completed trials with a finite reward can be centres.
+    (best improvement). Values are never proposed twice, nor values the space's
+    `architecture_key` says build a network already tried: the search stops (`STOPPED`) once
+    a finite space is exhausted. Only completed trials with a finite reward can be centres.
 
     Args:
         objective: as for `keras_tuner.Oracle`; its direction is respected.
         max_trials: the most trials to run.
         initial_samples: random trials before the local search starts (at least 1).
         full_neighbourhood: finish a centre's neighbourhood before moving to a better one.
+        restarts: start a new climb from a random architecture at a local optimum (True),
+            or go on from the next best architecture found so far (False).
         **kwargs: `seed`, `hyperparameters`, `num_bins`, `reward_fn` and KerasTuner's
             `Oracle` arguments, as for `NASOracle`.
 
@@ -54,6 +61,7 @@ class LocalSearchOracle(NASOracle):
         max_trials=10,
         initial_samples=10,
         full_neighbourhood=False,
+        restarts=True,
         **kwargs,
     ):
         super().__init__(objective=objective, max_trials=max_trials, **kwargs)
@@ -62,23 +70,32 @@ class LocalSearchOracle(NASOracle):
                                                      (True, False))
         self.initial_samples = initial_samples
         self.full_neighbourhood = full_neighbourhood
+        self.restarts = validation.check_choice(restarts, "restarts", (True, False))
 
         self._rewards = {}  # trial id -> reward of every completed trial with a finite one
         self._exhausted = {}  # trial id -> size of the space when its neighbours ran out
         self._origin = {}  # trial id -> centre it neighbours, or None for a random trial
         self._centre = None  # the last centre (kept by `full_neighbourhood`)
+        self._climb = {}  # trial id -> number of the climb it belongs to
+        self._climbs = 0  # the number of the current climb
 
     # -- proposals -----------------------------------------------------------------------
     def populate_space(self, trial_id):
         random_started = sum(1 for centre in self._origin.values() if centre is None)
         if self._rewards and random_started >= self.initial_samples:
-            for centre in self._centres():
+            centres = self._centres()
+            while centres:
+                centre = centres[0]
                 values = self._untried_neighbour(self.trials[centre].hyperparameters.values)
                 if values is not None:
                     self._centre = centre
                     self._origin[trial_id] = centre
+                    self._climb[trial_id] = self._climb.get(centre, self._climbs)
                     return {"status": _RUNNING, "values": values}
                 self._exhausted[centre] = len(self.hyperparameters.space)
+                centres = self._centres()
+            if self.restarts and self._climbing():
+                self._climbs += 1  # at a local optimum: the random trial below starts anew
         values = self._random_values()  # KerasTuner's: None after repeated collisions
         if values is None:
             best = self._ranked(self._rewards)[:1]
@@ -89,15 +106,28 @@ class LocalSearchOracle(NASOracle):
         if values is None:
             return {"status": trial_module.TrialStatus.STOPPED, "values": None}
         self._origin[trial_id] = None
+        self._climb[trial_id] = self._climbs
         return {"status": _RUNNING, "values": values}
 
     def _ranked(self, trial_ids):
         """`trial_ids` by reward, best first; ties: the trial learned first."""
         return sorted(trial_ids, key=lambda tid: -self._rewards[tid])  # stable: join order
 
+    def _climbing(self):
+        """Whether a completed trial of the current climb has a reward (it can be a centre)."""
+        return any(self._climb.get(tid, 0) == self._climbs for tid in self._rewards)
+
     def _centres(self):
-        """Trial ids whose neighbourhood may have untried values, best first."""
+        """Trial ids whose neighbourhood may have untried values, best first: with restarts,
+        the best of the current climb only (none once it is exhausted)."""
         size = len(self.hyperparameters.space)
+        if self.restarts:
+            climb = self._ranked(tid for tid in self._rewards
+                                 if self._climb.get(tid, 0) == self._climbs)
+            centre = climb[:1]
+            if self.full_neighbourhood and self._centre in climb:
+                centre = [self._centre] if self._exhausted.get(self._centre) != size else centre
+            return [tid for tid in centre if self._exhausted.get(tid) != size]
         open_ = self._ranked(tid for tid in self._rewards if self._exhausted.get(tid) != size)
         if self.full_neighbourhood and self._centre in open_:
             open_.remove(self._centre)
@@ -149,6 +179,8 @@ class LocalSearchOracle(NASOracle):
             "exhausted": dict(self._exhausted),
             "origin": dict(self._origin),
             "centre": self._centre,
+            "climb": dict(self._climb),
+            "climbs": self._climbs,
         }
         return state
 
@@ -159,6 +191,9 @@ class LocalSearchOracle(NASOracle):
         self._exhausted = {k: int(v) for k, v in s["exhausted"].items()}
         self._origin = dict(s["origin"])
         self._centre = s["centre"]
+        # Saved before restarts existed: every trial so far is one climb.
+        self._climb = {k: int(v) for k, v in s.get("climb", {}).items()}
+        self._climbs = int(s.get("climbs", 0))
         # Trials completed after the last save are learned now (once).
         for tid in self.end_order:
             if tid in self.trials:
