@@ -173,17 +173,16 @@ class NASBench201Space(Space):
         return [values[e] for e in EDGE_NAMES]
 
     def architecture_key(self, values):
-        """The function the cell computes, written out: equal for cells that compute the same.
+        """What the cell computes, written out: equal for cells that build the same network.
 
         Node 0 is the input `x`; a node is the sum of its incoming edges, kept as a sorted
         list of terms: `none` adds nothing, `skip_connect` adds its source node's terms, any
-        other op adds one term `op(source)`, and an op of a node that is zero (no terms) is
-        zero. The key is the output node's terms. So edges that reach no output, the order of
-        a sum and skips that only rename a node do not make a new cell: the 15,625 cells
-        are 4,930 keys (the NAS-Bench-201 paper, counting isomorphic graphs, gets 6,466). One
-        approximation: a conv of a zero node counts as zero, though its batch norm's shift
-        could learn a constant. Decisions other than the six edges are part of the key as
-        they are.
+        other op adds one term `op(source)` (`op(0)` on a node with no terms: the op is still
+        computed). The key is the output node's terms. So edges that reach no output (the
+        converter and the latency predictor drop them too), the order of a sum and skips
+        that only rename a node do not make a new network: the 15,625 cells are 6,100 keys
+        (the NAS-Bench-201 paper, counting isomorphic graphs, gets 6,466). Decisions other
+        than the six edges are part of the key as they are.
 
         Example:
 
@@ -200,9 +199,10 @@ class NASBench201Space(Space):
             node = []
             for i in range(j):
                 op, source = ops[(i, j)], terms[i]
-                if op == "none" or not source:
-                    continue
-                node.extend(source if op == "skip_connect" else [f"{op}({'+'.join(source)})"])
+                if op == "skip_connect":
+                    node.extend(source)
+                elif op != "none":
+                    node.append(f"{op}({'+'.join(source) or 0})")
             terms[j] = tuple(sorted(node))
         rest = {k: v for k, v in values.items() if k not in EDGE_NAMES}
         return json.dumps(["+".join(terms[3]), rest], sort_keys=True, default=str)
