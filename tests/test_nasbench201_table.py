@@ -146,3 +146,20 @@ def test_landscape_of_a_table_with_one_hill():
     assert np.all(land.steepest_ascent_ends() == optima[0])
     queries, end = land.local_search(0, np.random.default_rng(0))  # from all-`none`
     assert end == optima[0] and queries >= 6 + 24  # at least 6 moves and a last neighbourhood
+
+
+def test_landscape_counts_the_spellings_of_one_network():
+    from keras_nas.spaces.nasbench201 import all_architectures
+
+    class Spelled:
+        """A flat column, and one counting the 3x3 convolutions as spelled (dead ones too)."""
+        architectures = list(all_architectures())
+
+        def column(self, name):
+            if name == "flat":
+                return np.ones(len(self.architectures))
+            return np.array([a.count("nor_conv_3x3") for a in self.architectures], float)
+
+    out = load_tool("nasbench201_landscape").equivalent_spellings(Spelled(), ["flat", "convs"])
+    assert out["cells"] == 15625 and out["networks"] == 6100
+    assert out["flat"]["max"] == 0 and out["convs"]["max"] >= 2

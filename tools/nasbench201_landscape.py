@@ -6,7 +6,10 @@ neighbour better) with its reward, its 200-epoch test accuracy, its edit distanc
 optimum and the share of cells whose steepest ascent ends on it; then, over `--starts` random
 starting cells, what one first-improvement local search (untried neighbours in random order,
 the first better one becomes the centre, stop when a centre's 24 neighbours are all worse)
-costs in queries and how often it ends on one of the `--top` best cells.
+costs in queries and how often it ends on one of the `--top` best cells. Last, how many
+networks the cells are (`NASBench201Space.architecture_key`: cells that build the same
+network, which a search tries once) and how much the reward and the `--latency` column vary
+among the spellings of one network.
 
     python tools/nasbench201_landscape.py --table ../shared/data/nasbench201/nasbench201.csv
 """
@@ -93,6 +96,27 @@ class Landscape:
                 return len(tried), centre
 
 
+def equivalent_spellings(bench, columns):
+    """How the table's `columns` vary among the cells that build one network."""
+    from keras_nas.spaces import NASBench201Space
+
+    space = NASBench201Space()
+    networks = {}
+    for i, arch in enumerate(bench.architectures):
+        networks.setdefault(space.architecture_key(space.decode(arch)), []).append(i)
+    shared = [rows for rows in networks.values() if len(rows) > 1]
+    out = {"cells": sum(len(rows) for rows in networks.values()), "networks": len(networks)}
+    for name in columns:
+        column = bench.column(name)
+        spread = np.array([np.ptp(column[rows]) for rows in shared])
+        relative = np.array([np.ptp(column[rows]) / max(column[rows].min(), 1e-9)
+                             for rows in shared])
+        out[name] = {"median": float(np.median(spread)), "max": float(spread.max()),
+                     "median_relative": float(np.median(relative)),
+                     "max_relative": float(relative.max())}
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--table", default=DEFAULT_TABLE, help="path of nasbench201.csv")
@@ -101,6 +125,7 @@ def main(argv=None):
     parser.add_argument("--starts", type=int, default=3000, help="random local-search starts")
     parser.add_argument("--top", type=int, default=2, help="cells that count as a success")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latency", default="lat_pixel3", help="latency column compared")
     parser.add_argument("--json", help="where to write the results")
     args = parser.parse_args(argv)
     if args.starts < 1 or args.top < 1:
@@ -136,6 +161,13 @@ def main(argv=None):
     print(f"first-improvement local search from {args.starts} random cells: "
           f"{costs.mean():.1f} queries on average, ends on one of the {args.top} best cells "
           f"{success.mean():.1%} of the time")
+    spellings = equivalent_spellings(NASBench201(args.table), [args.reward, args.latency])
+    print(f"{spellings['cells']} cells are {spellings['networks']} networks; among the "
+          f"spellings of one network {args.reward} varies by a median "
+          f"{spellings[args.reward]['median']:.2f} (max {spellings[args.reward]['max']:.2f}), "
+          f"{args.latency} by a median {spellings[args.latency]['median_relative']:.0%} "
+          f"of its smallest (max {spellings[args.latency]['max']:.2f})")
+    summary["spellings"] = spellings
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"local_optima": rows, "local_search": summary, "reward": args.reward,
