@@ -156,3 +156,23 @@ def test_a_darts_node_with_its_inputs_swapped_is_the_same_network():
     assert space.encode(values) != space.encode(swapped)
     assert space.architecture_key(values) == space.architecture_key(swapped)
     assert space.architecture_key(values) != space.architecture_key(other)
+
+
+@pytest.mark.slow
+def test_cells_with_one_key_convert_to_the_same_tflite_graph():
+    # What lets a search with a latency target treat them as one candidate.
+    from keras_nas.hardware.export import load_interpreter, to_tflite
+
+    space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=4,
+                             cells_per_stage=1)
+
+    def ops(arch):
+        interpreter = load_interpreter(to_tflite(space.build_values(space.decode(arch))))
+        return sorted(op["op_name"] for op in interpreter._get_ops_details())
+
+    dead_conv = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
+    dead_pool = "|avg_pool_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
+    assert key_of(dead_conv) == key_of(dead_pool)
+    assert ops(dead_conv) == ops(dead_pool)
+    live = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|"
+    assert key_of(live) != key_of(dead_conv) and ops(live) != ops(dead_conv)
