@@ -250,7 +250,7 @@ ONESHOT = """
 
     (x, y), _ = data.load_digits()
     searches = {"spos": (SPOSSearch, {"population_size": 4, "generations": 1}),
-                "darts": (DartsSearch, {}), "darts_second": (DartsSearch, {"order": "second"}),
+                "darts": (DartsSearch, {}),
                 "gdas": (DartsSearch, {"relaxation": "gumbel"}),
                 "enas": (ENASSearch, {"controller_steps": 2, "final_samples": 4})}
     out = {}
@@ -277,7 +277,9 @@ ONESHOT = """
 @pytest.mark.slow
 def test_the_one_shot_searches_run_on_jax():
     out = run_on("jax", ONESHOT)
-    assert set(out) == {"spos", "darts", "darts_second", "gdas", "enas"}
+    # Second-order DARTS on JAX: its gradient is checked against finite differences there
+    # (`BACKEND_NEUTRAL_TESTS`); a whole search of it here cost a fifth of this test.
+    assert set(out) == {"spos", "darts", "gdas", "enas"}
     for name, result in out.items():
         assert result["loss"][-1] < result["loss"][0], name  # the supernet learned
         assert result["decoded"] == result["architecture"], name
