@@ -123,10 +123,10 @@ class LocalSearchOracle(NASOracle):
         if self.restarts:
             climb = self._ranked(tid for tid in self._rewards
                                  if self._climb.get(tid, 0) == self._climbs)
-            centre = climb[:1]
-            if self.full_neighbourhood and self._centre in climb:
-                centre = [self._centre] if self._exhausted.get(self._centre) != size else centre
-            return [tid for tid in centre if self._exhausted.get(tid) != size]
+            kept = self.full_neighbourhood and self._centre in climb
+            if kept and self._exhausted.get(self._centre) != size:
+                return [self._centre]
+            return [tid for tid in climb[:1] if self._exhausted.get(tid) != size]
         open_ = self._ranked(tid for tid in self._rewards if self._exhausted.get(tid) != size)
         if self.full_neighbourhood and self._centre in open_:
             open_.remove(self._centre)
