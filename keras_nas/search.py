@@ -10,6 +10,7 @@ import keras_tuner
 
 from keras_nas import data as data_lib
 from keras_nas import validation
+from keras_nas.oracles.base import NASOracle
 from keras_nas.oracles.registry import make_oracle
 from keras_nas.spaces import Space, get_space
 from keras_nas.spaces.sizing import sized_space_kwargs
@@ -136,8 +137,8 @@ class Search:
             trained for `epochs`, then the found architecture retrained), or a
             `keras_tuner.Oracle`.
         max_trials: the most architectures to try (default: 10, or as many as `max_time`
-            allows when it is given); candidates skipped untrained under a hard latency
-            target count too.
+            allows when it is given), counting the trained ones: a candidate skipped
+            untrained under a hard latency target does not count (at most 20 per trial).
         epochs: training epochs per trial (Hyperband's largest budget).
         batch_size: batch size for numpy inputs.
         objective: the metric to optimize, with its direction (`"val_accuracy"` by default);
@@ -440,8 +441,10 @@ class Search:
             overwrite=False,
         )
         if self._progress is not None:
-            self._progress.resume(done=len([t for t in self.tuner.oracle.trials.values()
-                                            if t.status not in ("RUNNING", "IDLE")]))
+            ended = [t for t in self.tuner.oracle.trials.values()
+                     if t.status not in ("RUNNING", "IDLE")]
+            skipped = sum(1 for t in ended if NASOracle.was_skipped(t))
+            self._progress.resume(done=len(ended) - skipped, skipped=skipped)
         from keras_nas.tuning.compile_cache import use_jax_compilation_cache
 
         self.compilation_cache_dir = use_jax_compilation_cache(self.compilation_cache)

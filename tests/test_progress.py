@@ -103,8 +103,11 @@ def test_latency_target_shows_accuracy_and_latency_and_ranks_by_the_reward():
                "skipped": "latency_ms 10 over the target 5: not trained",
                "metrics": {"latency_ms": 10.0, "constrained_accuracy": -2.0}}
     row = progress(skipped)
-    assert row.split()[1:5] == ["SKIPPED", "-", "10.0000", "0.8000"]
+    # It does not use up the budget: no number of its own, and the count goes on at 3/3.
+    assert row.split()[0:5] == ["-", "SKIPPED", "-", "10.0000", "0.8000"]
     assert progress.best_trial_id == "0"
+    assert progress({**fast, "trial_id": "3"}).split()[0] == "3/3"
+    assert progress.finish().startswith("done: 3 of 3 trials (and 1 skipped untrained) in ")
 
 
 def test_progress_printer_time_budget_and_min_direction():

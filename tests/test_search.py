@@ -207,9 +207,10 @@ class ConvCountLatency:
 
 
 @pytest.mark.slow
-def test_a_hard_latency_target_skips_candidates_over_it_without_training(digits, tmp_path):
+def test_a_hard_latency_target_skips_candidates_over_it_without_training(digits, tmp_path,
+                                                                          monkeypatch):
     (x, y), val, _ = digits
-    s = keras_nas.Search(space="cell", strategy="random", max_trials=5, epochs=1, seed=0,
+    s = keras_nas.Search(space="cell", strategy="random", max_trials=3, epochs=1, seed=0,
                          directory=tmp_path, space_kwargs=TINY, verbose=0, final_model="checkpoint",
                          latency_ms=1.6, latency_objective="hard", hardware="predict",
                          latency_predictor=ConvCountLatency())
@@ -217,6 +218,7 @@ def test_a_hard_latency_target_skips_candidates_over_it_without_training(digits,
     over = [t for t in s.trials if t["architecture"].count("nor_conv_3x3") >= 2]
     within = [t for t in s.trials if t["architecture"].count("nor_conv_3x3") < 2]
     assert over and within  # seed 0 draws both kinds
+    assert len(within) == 3  # `max_trials` counts trained candidates; the skipped are extra
     for t in over:  # known to be too slow before training: reported, not trained
         assert t["status"] == "COMPLETED" and t["epochs_trained"] == 0
         assert "over the target 1.6: not trained" in t["skipped"]
@@ -230,12 +232,16 @@ def test_a_hard_latency_target_skips_candidates_over_it_without_training(digits,
         assert "skipped_infeasible" not in t["metrics"]
         assert t["metrics"]["latency_to_target"] <= 1
     assert s.best_architecture.count("nor_conv_3x3") < 2
+    # When no candidate fits, the skipped ones are capped (SKIPPED_PER_TRIAL per trial).
+    monkeypatch.setattr(keras_nas.tuning.tuner, "SKIPPED_PER_TRIAL", 2)
+    none_fit = keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1,
+                                seed=0, directory=tmp_path, project_name="none_fit",
+                                space_kwargs=TINY, verbose=0, latency_ms=0.1,
+                                latency_objective="hard", hardware="predict",
+                                latency_predictor=ConvCountLatency())
     with pytest.raises(RuntimeError, match="No candidate met the latency target of 0.1 ms"):
-        keras_nas.Search(space="cell", strategy="random", max_trials=1, epochs=1, seed=0,
-                         directory=tmp_path, project_name="none_fit", space_kwargs=TINY,
-                         verbose=0, latency_ms=0.1, latency_objective="hard",
-                         hardware="predict", latency_predictor=ConvCountLatency()).fit(
-            x[:150], y[:150], validation_data=(val[0][:50], val[1][:50]))
+        none_fit.fit(x[:150], y[:150], validation_data=(val[0][:50], val[1][:50]))
+    assert len(none_fit.trials) == 3 and all(t["skipped"] for t in none_fit.trials)
 
 
 def test_non_positive_latency_target_is_rejected(tmp_path):

@@ -22,6 +22,7 @@ import tensorflow as tf
 import keras_nas
 from keras_nas import data
 from keras_nas.spaces import NASBench201Space
+from keras_nas.oracles.base import SKIPPED_METRIC
 from keras_nas.tuning.budget import TimeBudget
 from keras_nas.compat import send_oracle_calls_through
 from keras_nas.tuning.chief import MESSAGES, Chief, Trial, threads_per_worker
@@ -213,11 +214,11 @@ def test_bad_worker_settings_fail_before_any_training(digits, tmp_path, kwargs, 
     assert not list(tmp_path.glob("search/trial_*"))
 
 
-def _chief(tmp_path, budget=None, ended=None, **kwargs):
+def _chief(tmp_path, budget=None, ended=None, max_trials=10, **kwargs):
     """A `Chief` over a real tuner and oracle, without worker processes."""
     space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, **TINY)
     oracle = keras_tuner.oracles.RandomSearchOracle(
-        objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=10, seed=0)
+        objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=max_trials, seed=0)
     oracle.verbose = 0
     ended = [] if ended is None else ended
     tuner = NASTuner(oracle, space, budget=budget or TimeBudget(max_time=1000),
@@ -283,6 +284,30 @@ def test_the_chief_service_stops_ranks_and_records_trials(tmp_path):
     budget.reserve("final_model", 2000.0)
     assert create("worker0").status == "STOPPED" and chief.stopping
     assert len(oracle.trials) == 2
+
+
+def test_the_chief_counts_only_trained_trials_against_max_trials(tmp_path):
+    chief = _chief(tmp_path, max_trials=2)
+    chief._prepare()
+    service, oracle = chief._servicer, chief.tuner.oracle
+
+    def run(worker_id, metrics):
+        answer = service.CreateTrial(MESSAGES.CreateTrialRequest(tuner_id=worker_id), None)
+        trial = Trial.from_proto(answer.trial)
+        if trial.status != "RUNNING":
+            return trial.status
+        service.UpdateTrial(MESSAGES.UpdateTrialRequest(
+            trial_id=trial.trial_id, metrics=metrics, step=0), None)
+        trial.status = "COMPLETED"
+        service.EndTrial(MESSAGES.EndTrialRequest(trial=trial.to_proto()), None)
+        return trial.status
+
+    # A candidate skipped untrained (over a hard latency target) does not use up the budget.
+    assert run("worker0", {"val_accuracy": -2.0, SKIPPED_METRIC: 1.0}) == "COMPLETED"
+    assert run("worker0", {"val_accuracy": 0.5}) == "COMPLETED"
+    assert run("worker0", {"val_accuracy": 0.6}) == "COMPLETED"
+    assert run("worker0", {"val_accuracy": 0.7}) == "STOPPED"
+    assert len(oracle.trials) == 3
 
 
 def test_a_worker_keeps_the_chiefs_deadline_and_notices_when_it_is_gone():

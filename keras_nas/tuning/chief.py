@@ -98,6 +98,7 @@ class _ChiefServicer(OracleServicer):
                 trial = Trial(self.oracle.get_space(), status=TrialStatus.STOPPED)
                 answer = MESSAGES.CreateTrialResponse(trial=trial.to_proto())
             else:
+                self.oracle.max_trials = self.chief.tuner.trials_allowed()
                 answer = super().CreateTrial(request, context)
             if Trial.from_proto(answer.trial).status == TrialStatus.STOPPED:
                 self.chief.done_workers.add(request.tuner_id)  # it leaves now

@@ -45,7 +45,8 @@ def shorten(text, width):
 class ProgressPrinter:
     """Prints one aligned row per finished trial: budget used, status, best so far, time.
 
-    Each row shows the number of trials done of `max_trials`, the trial's status, its
+    Each row shows the number of trials done of `max_trials` (`-` for a candidate skipped
+    untrained as infeasible, which does not use up the budget), the trial's status, its
     objective (and any `metrics` asked for, e.g. latency), the best objective so far, the
     time elapsed since `start()`, the estimated time remaining (the mean time per trial
     times the trials left, capped by what is left of `max_time`) and, last, its
@@ -105,7 +106,8 @@ class ProgressPrinter:
         self.width = None if width is None else int(width)
         self.clock = clock
         self.start_time = clock()
-        self.done = 0
+        self.done = 0  # trials that use up the budget: all but the skipped ones
+        self.skipped = 0
         self._done_before = 0
         self._before_trials = 0.0
         self.best = None
@@ -152,9 +154,11 @@ class ProgressPrinter:
         self._write_header()
         return self
 
-    def resume(self, done):
-        """Continues the count after `done` trials of an earlier run of the search."""
+    def resume(self, done, skipped=0):
+        """Continues the count after `done` trials (and `skipped` candidates skipped
+        untrained) of an earlier run of the search."""
         self.done = self._done_before = int(done)
+        self.skipped = int(skipped)
         return self
 
     def _write_header(self):
@@ -203,19 +207,22 @@ class ProgressPrinter:
         if not isinstance(trial, dict):
             raise TypeError(f"`trial` must be a trial record dict, got {type(trial).__name__}.")
         self._write_header()
-        self.done += 1
         status = str(trial.get("status") or "COMPLETED")
         completed = status == "COMPLETED"
         trained = completed and not trial.get("skipped")  # a skipped one has no accuracy
         if completed and not trained:
             status = "SKIPPED"
+            self.skipped += 1
+        else:
+            self.done += 1
         value = self._value(trial, self.objective) if trained else None
         if trained:
             self._update_best(trial, value)
         elapsed = self.clock() - self.start_time
         remaining = self.remaining(elapsed)
         budget = f"/{self.max_trials}" if self.max_trials else ""
-        cells = [f"{self.done}{budget}", status[:9], _number(value)]
+        number = "-" if status == "SKIPPED" else f"{self.done}{budget}"
+        cells = [number, status[:9], _number(value)]
         cells += [_number(self._value(trial, m) if completed else None) for m in self.metrics]
         cells += [_number(self.best), format_duration(elapsed),
                   "~" + format_duration(remaining) if remaining is not None else "?"]
@@ -244,7 +251,9 @@ class ProgressPrinter:
         elapsed = self.clock() - self.start_time
         best = "none" if self.best is None else f"{self.best:.4f} (trial {self.best_trial_id})"
         budget = f" of {self.max_trials}" if self.max_trials else ""
-        line = f"done: {self.done}{budget} trials in {format_duration(elapsed)}; best {self.objective} {best}"
+        skipped = f" (and {self.skipped} skipped untrained)" if self.skipped else ""
+        line = (f"done: {self.done}{budget} trials{skipped} in {format_duration(elapsed)}; "
+                f"best {self.objective} {best}")
         self._write(line)
         return line
 

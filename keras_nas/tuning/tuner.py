@@ -27,6 +27,11 @@ from keras_nas.tuning.trial_checkpoint import BestEpochWeights, restore_checkpoi
 #: A trial's best-epoch weights, in its trial folder.
 CHECKPOINT_FILE = "checkpoint.weights.npz"
 
+#: Candidates skipped untrained as infeasible do not use up `max_trials`; at most this many
+#: per trial of the budget are proposed, so a search whose every candidate is over its
+#: latency target still ends.
+SKIPPED_PER_TRIAL = 20
+
 
 class NASTuner(keras_tuner.Tuner):
     """The KerasTuner `Tuner` of a keras-nas search.
@@ -34,7 +39,9 @@ class NASTuner(keras_tuner.Tuner):
     On top of `keras_tuner.Tuner` it: honours Hyperband's per-trial epochs and warm starts for
     any oracle; fails a trial whose loss becomes NaN; records every trial's parameter count,
     build, fit and per-epoch seconds; keeps to a wall-clock budget (no trial starts when too
-    little is left, and a running one stops at the deadline); stops trials early by
+    little is left, and a running one stops at the deadline); counts only trained candidates
+    against the oracle's `max_trials` (one skipped untrained as infeasible costs a latency
+    measurement, not a training: see `trials_allowed`); stops trials early by
     successive halving; has a keras-nas oracle propose each network once, however the space
     spells it (`Space.architecture_key`); trains every candidate with the same learning-rate
     schedule; seeds each trial's weights; and tells a listener about every trial that ends
@@ -72,6 +79,7 @@ class NASTuner(keras_tuner.Tuner):
         self.on_trial_end_callback = on_trial_end_callback
         self.timings = {}
         super().__init__(oracle, hypermodel, **kwargs)
+        self.trial_budget = oracle.max_trials  # trained trials; see `trials_allowed`
         if (isinstance(oracle, NASOracle) and isinstance(hypermodel, Space)
                 and oracle.architecture_key is None):
             # A network tried under one spelling is not proposed again under another.
@@ -109,9 +117,20 @@ class NASTuner(keras_tuner.Tuner):
             self.budget = TimeBudget(self.max_time)
 
     def pre_create_trial(self):
+        # The oracle stops once its trial count reaches `max_trials`.
+        self.oracle.max_trials = self.trials_allowed()
+
+    def trials_allowed(self):
+        """How many trials the oracle may have made when it proposes the next: those it has
+        when the time is up; else the budget (the oracle's `max_trials` when the tuner was
+        made) plus the candidates skipped untrained as infeasible, at most
+        `SKIPPED_PER_TRIAL` per trial of the budget. None: no limit."""
         if self.out_of_time():
-            # The oracle stops once its trial count reaches `max_trials`.
-            self.oracle.max_trials = len(self.oracle.trials)
+            return len(self.oracle.trials)
+        if not self.trial_budget:
+            return None
+        skipped = sum(1 for t in self.oracle.trials.values() if NASOracle.was_skipped(t))
+        return self.trial_budget + min(skipped, SKIPPED_PER_TRIAL * self.trial_budget)
 
     def out_of_time(self):
         """True when the budget has too little left to start another trial."""
