@@ -26,7 +26,7 @@ class ENASSearch(SPOSSearch):
 
     Args:
         space: a `keras_nas.spaces.Space` with a supernet.
-        learning_rate: SGD learning rate of the supernet (momentum 0.9, cosine decay).
+        learning_rate: the supernet optimizer's learning rate (default: SGD's 0.05).
         controller_learning_rate: Adam learning rate of the controller.
         controller_steps: controller updates per epoch.
         controller_batch: paths per controller update.
@@ -35,7 +35,9 @@ class ENASSearch(SPOSSearch):
         temperature, tanh_constant: of the controller's logits (ENAS: 5.0 and 2.5).
         units: LSTM size.
         final_samples: paths drawn from the trained controller and scored at the end.
-        calibration_batches, eval_samples, weight_decay, optimizer: as for `SPOSSearch`.
+        calibration_batches, eval_samples, weight_decay: as for `SPOSSearch`.
+        optimizer: as for `SPOSSearch`, but SGD (`"sgd"`) by default: on ENAS's
+            controller-sampled paths Adam ranked no better (docs/benchmarks/oneshot.md).
         seed: random seed.
         verbose: 1 prints progress.
 
@@ -50,7 +52,7 @@ class ENASSearch(SPOSSearch):
     def __init__(
         self,
         space,
-        learning_rate=0.05,
+        learning_rate=None,
         controller_learning_rate=0.01,
         controller_steps=10,
         controller_batch=4,
@@ -63,7 +65,7 @@ class ENASSearch(SPOSSearch):
         calibration_batches=4,
         eval_samples=512,
         weight_decay=1e-4,
-        optimizer=None,
+        optimizer="sgd",
         seed=None,
         verbose=0,
     ):

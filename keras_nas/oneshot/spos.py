@@ -11,6 +11,9 @@ from keras_nas.oneshot._base import (
     OneShotSearch, batch_accuracy, path_tensor, single_path_function, sparse_ce,
 )
 
+#: The supernet's learning rate when `learning_rate` is not given, per `optimizer` name.
+DEFAULT_LEARNING_RATES = {"adam": 3e-3, "sgd": 0.05}
+
 
 class SPOSSearch(OneShotSearch):
     """Uniform single-path supernet training, then evolution over weight-inheriting subnets.
@@ -27,8 +30,9 @@ class SPOSSearch(OneShotSearch):
 
     Args:
         space: a `keras_nas.spaces.Space` with a supernet (`NASBench201Space`, ...).
-        learning_rate: SGD learning rate (momentum 0.9, cosine decay) of the supernet.
-        weight_decay: weight decay of the supernet weights.
+        learning_rate: the supernet optimizer's learning rate (default: `DEFAULT_LEARNING_RATES`
+            of `optimizer`: Adam 3e-3, SGD 0.05).
+        weight_decay: weight decay of the supernet weights (SGD).
         population_size: candidates per generation.
         generations: generations after the random initial population.
         parents: how many of the best candidates breed.
@@ -37,7 +41,10 @@ class SPOSSearch(OneShotSearch):
         eval_samples: the most validation examples a candidate is scored on.
         exclude: options a candidate may not take on every decision at once (an all-"none"
             cell is never useful), checked as "not all decisions in `exclude`".
-        optimizer: a Keras optimizer replacing the default SGD.
+        optimizer: the supernet's optimizer: `"adam"` (Adam, constant rate: the default; it
+            ranks cells like stand-alone training far better than SGD, docs/benchmarks/
+            oneshot.md), `"sgd"` (momentum 0.9, cosine decay, weight decay, clipping), or a
+            Keras optimizer.
         sampling: `"uniform"` or `"fair"`, how training paths are drawn (see above).
         seed: random seed.
         verbose: 1 prints progress.
@@ -55,7 +62,7 @@ class SPOSSearch(OneShotSearch):
     def __init__(
         self,
         space,
-        learning_rate=0.05,
+        learning_rate=None,
         weight_decay=1e-4,
         population_size=16,
         generations=4,
@@ -64,7 +71,7 @@ class SPOSSearch(OneShotSearch):
         calibration_batches=4,
         eval_samples=512,
         exclude=("none",),
-        optimizer=None,
+        optimizer="adam",
         sampling="uniform",
         seed=None,
         verbose=0,
@@ -80,11 +87,20 @@ class SPOSSearch(OneShotSearch):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-        if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        if isinstance(optimizer, str):
+            validation.check_choice(optimizer, "optimizer", tuple(DEFAULT_LEARNING_RATES))
+            if learning_rate is None:
+                learning_rate = DEFAULT_LEARNING_RATES[optimizer]
+        elif not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise TypeError("`optimizer` must be 'adam', 'sgd' or a keras optimizer, got "
+                            f"{optimizer!r}.")
+        if learning_rate is not None and (  # a keras optimizer keeps its own rate
+                isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float))
+                or not learning_rate > 0):
             raise ValueError(f"`learning_rate` must be a positive number, got {learning_rate!r}.")
         if not isinstance(mutation_prob, (int, float)) or not 0 <= mutation_prob <= 1:
             raise ValueError(f"`mutation_prob` must be in [0, 1], got {mutation_prob!r}.")
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = None if learning_rate is None else float(learning_rate)
         self.weight_decay = float(weight_decay)
         self.population_size = population_size
         self.generations = generations
@@ -103,8 +119,10 @@ class SPOSSearch(OneShotSearch):
         """Builds the supernet (single-path) and its optimizer (`fit` calls this)."""
         net = self._make_supernet(mode="softmax")
         schedule = None
-        if self._optimizer is not None:
+        if not isinstance(self._optimizer, str):
             self.optimizer = self._optimizer
+        elif self._optimizer == "adam":
+            self.optimizer = keras.optimizers.Adam(self.learning_rate)
         else:
             # The rate is set from the schedule once per step: Keras evaluates a schedule once
             # per weight (for the weight decay), a copy per weight in the traced step.
