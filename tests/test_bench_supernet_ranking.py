@@ -1,5 +1,6 @@
 """The supernet ranking benchmark (tools/bench_supernet_ranking.py)."""
 
+import argparse
 import json
 
 import pytest
@@ -89,3 +90,37 @@ def test_report_has_the_ceiling_a_row_per_run_and_the_supernet_seed_agreement():
     assert "(the ceiling): Kendall tau **-1.000**" in text
     assert "| `spos:optimizer=adam,epochs=80,seed=0` | 80 | 4 | 1000 | **1.000** |" in text
     assert "Supernet seed 0 vs seed 1" in text and "Kendall tau 0.667 between" in text
+    summary["setting"] = {**setting, "seeds": [0, 1, 2, 3]}
+    summary["half_to_half"] = bench.rank_correlations(ref, ref)
+    text = bench.report(summary, runs)
+    assert ("Mean of seeds [0, 1] vs mean of seeds [2, 3] (how well a reference of 2 seeds "
+            "repeats): Kendall tau **1.000**") in text
+
+
+def test_supernets_are_read_against_the_reference_of_the_seeds_asked_for(tmp_path):
+    bench = load_tool("bench_supernet_ranking")
+    from keras_nas.spaces import NASBench201Space
+
+    space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=4)
+    cells = bench.random_cells(space, 4, seed=1)
+    argv = ["--data", "digits", "--cells", "4", "--channels", "4", "--epochs", "1"]
+    args = argparse.Namespace(data="digits", channels=4, cells_per_stage=1, epochs=1)
+    accuracy = {0: [0.1, 0.2, 0.3, 0.4], 1: [0.2, 0.1, 0.3, 0.4], 2: [0.1, 0.2, 0.4, 0.3],
+                3: [0.1, 0.2, 0.3, 0.4]}
+    store = bench.Store(tmp_path / "r.json")
+    for seed, row in accuracy.items():  # stand-alone results already there: nothing trains
+        for arch, acc in zip(cells, row):
+            store.add_standalone(bench.standalone_key(args, seed, arch), {"val_accuracy": acc})
+    setting = {"data": "digits", "cells": 4, "channels": 4, "cells_per_stage": 1, "epochs": 1,
+               "seeds": [0, 1], "batch_size": 64, "cell_seed": 1}
+    store.add_run({"config": {"label": "spos"}, "setting": setting, "cells": cells,
+                   "inherited": [0.5, 0.6, 0.7, 0.8]})
+    two = bench.main(argv + ["--seeds", "0", "1", "--json", str(tmp_path / "r.json")])
+    four = bench.main(argv + ["--seeds", "0", "1", "2", "3", "--json", str(tmp_path / "r.json")])
+    # The run made with two seeds is read against the four-seed mean too.
+    assert len(two["runs"]) == len(four["runs"]) == 1 and "half_to_half" not in two
+    assert four["reference"] == pytest.approx([0.125, 0.175, 0.325, 0.375])
+    assert four["runs"][0]["kendall_tau"] == pytest.approx(1.0)
+    assert two["runs"][0]["kendall_tau"] < 1.0
+    assert four["half_to_half"]["kendall_tau"] == pytest.approx(
+        bench.rank_correlations([0.15, 0.15, 0.3, 0.4], [0.1, 0.2, 0.35, 0.35])["kendall_tau"])

@@ -2,15 +2,17 @@
 
 On the NAS-Bench-201 cell space (small: `--channels`, `--cells-per-stage`), `--cells` random
 cells are trained stand-alone from scratch with each of `--seeds` (the reference: the mean
-validation accuracy over the seeds; the seed-to-seed Kendall tau of the first two seeds is the
-ceiling a supernet can be read against). Then each one-shot configuration given on the command
+validation accuracy over the seeds; the seed-to-seed Kendall tau of the first two seeds, and
+with 4 or more seeds that of the means of the two halves, say how well the reference repeats). Then each one-shot configuration given on the command
 line trains a supernet (SPOS or ENAS) and scores the same cells with inherited weights (batch
 norm recalibrated per cell); Kendall tau and Spearman rho against the stand-alone reference
 are recorded.
 
 Stand-alone results are cached in the `--json` file (keyed by data, model size, epochs, seed
 and cell), so a rerun trains only what is missing; each configuration's result is added to the
-same file under its label. `--report` prints the Markdown table of every configuration there.
+same file under its label. `--report` prints the Markdown table of every configuration there,
+each read against the reference of the `--seeds` given now (adding stand-alone seeds later
+re-reads the supernets already trained, without training them again).
 
     OMP_NUM_THREADS=1 python tools/bench_supernet_ranking.py --data mnist14 --cells 30 \\
         --config spos:sampling=fair,optimizer=adam,epochs=80 --config enas:epochs=20 \\
@@ -18,8 +20,8 @@ same file under its label. `--report` prints the Markdown table of every configu
 
 A configuration is `method:key=value,...` with `method` `spos` or `enas` and keys `epochs`
 (supernet epochs), `sampling` (`uniform` or `fair`, SPOS only), `optimizer` (`sgd`: SGD 0.05,
-momentum 0.9, cosine decay, the searches' default; `adam`: Adam 3e-3, constant, what
-tools/bench_oneshot.py uses), `learning_rate` (of that optimizer), `seed`, and `label`
+momentum 0.9, cosine decay, ENAS' default and SPOS' until 2026-12-07; `adam`: Adam 3e-3,
+constant, SPOS' default since), `learning_rate` (of that optimizer), `seed`, and `label`
 (defaults to the configuration text). The stand-alone cache key leaves out `--batch-size`:
 keep it fixed within one file.
 """
@@ -130,17 +132,11 @@ def train_standalone(space, arch, data, epochs, batch_size, seed):
 def make_search(space, config):
     """The SPOS or ENAS search of `config` (evolution/final sampling kept minimal: only the
     trained supernet is used here)."""
-    import keras
-
     from keras_nas.oneshot import ENASSearch, SPOSSearch
 
     lr = config["learning_rate"]
-    if config["optimizer"] == "adam":
-        optimizer, lr = keras.optimizers.Adam(lr or 3e-3), None
-    else:
-        optimizer = None
-    kwargs = dict(optimizer=optimizer,
-                  seed=config["seed"], **({"learning_rate": lr} if lr else {}))
+    kwargs = dict(optimizer=config["optimizer"], seed=config["seed"],
+                  **({"learning_rate": lr} if lr else {}))
     if config["method"] == "enas":
         return ENASSearch(space, final_samples=1, **kwargs)
     return SPOSSearch(space, population_size=2, generations=0, sampling=config["sampling"],
@@ -172,6 +168,11 @@ class Store:
 
     def add_run(self, run):
         self._merge({}, [run])
+
+
+def without_seeds(setting):
+    """A run's setting without the stand-alone seeds (its scores do not depend on them)."""
+    return {k: v for k, v in setting.items() if k != "seeds"}
 
 
 def rank_correlations(a, b):
@@ -266,7 +267,10 @@ def main(argv=None):
         return None
     per_seed = [[store.standalone[k]["val_accuracy"] for k in row] for row in keys]
     reference = [float(v) for v in np.mean(per_seed, axis=0)]
-    runs = [r for r in store.runs if r["setting"] == setting and r["cells"] == cells]
+    # A supernet's scores do not depend on the stand-alone seeds: read every run of these
+    # cells against the reference of the seeds asked for now.
+    runs = [r for r in store.runs
+            if without_seeds(r["setting"]) == without_seeds(setting) and r["cells"] == cells]
     for r in runs:
         r.update(rank_correlations(r["inherited"], reference))
         print(f"{r['config']['label']}: Kendall tau {r['kendall_tau']:.3f}, "
@@ -275,6 +279,10 @@ def main(argv=None):
     summary = {"setting": setting, "cells": cells, "reference": reference, "per_seed": per_seed}
     if len(args.seeds) >= 2:
         summary["seed_to_seed"] = rank_correlations(per_seed[0], per_seed[1])
+    if len(args.seeds) >= 4:  # how well a reference of half the seeds repeats
+        half = len(args.seeds) // 2
+        summary["half_to_half"] = rank_correlations(list(np.mean(per_seed[:half], axis=0)),
+                                                    list(np.mean(per_seed[half:], axis=0)))
     if args.nasbench201:
         from keras_nas.benchmarks.nasbench201 import NASBench201
 
@@ -304,6 +312,11 @@ def report(summary, runs):
         c = summary["seed_to_seed"]
         lines += [f"Stand-alone seed {s['seeds'][0]} vs seed {s['seeds'][1]} (the ceiling): "
                   f"Kendall tau **{c['kendall_tau']:.3f}**, Spearman {c['spearman']:.3f}.", ""]
+    if "half_to_half" in summary:
+        c, half = summary["half_to_half"], len(s["seeds"]) // 2
+        lines += [f"Mean of seeds {s['seeds'][:half]} vs mean of seeds {s['seeds'][half:]} (how "
+                  f"well a reference of {half} seeds repeats): Kendall tau "
+                  f"**{c['kendall_tau']:.3f}**, Spearman {c['spearman']:.3f}.", ""]
     if "table" in summary:
         c = rank_correlations(ref, summary["table"])
         lines += [f"Stand-alone reference vs the NAS-Bench-201 table's CIFAR-10 test accuracy "
