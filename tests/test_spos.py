@@ -99,16 +99,22 @@ def test_the_supernet_optimizer_by_name_or_object():
                          ("enas", ENASSearch(space))):
         search.setup(steps_per_epoch=2, epochs=1)
         chosen[name] = (type(search.optimizer).__name__,
-                        round(float(search.optimizer.learning_rate), 6))
+                        round(float(search.optimizer.learning_rate), 6),
+                        search.optimizer.weight_decay)
     # Adam 3e-3 ranks cells far better than SGD (docs/benchmarks/oneshot.md): SPOS' default.
-    assert chosen == {"default": ("Adam", 0.003), "sgd": ("SGD", 0.05),
-                      "adam 1e-2": ("Adam", 0.01), "rmsprop": ("RMSprop", 0.02),
-                      "enas": ("SGD", 0.05)}
+    assert chosen == {"default": ("Adam", 0.003, None), "sgd": ("SGD", 0.05, 1e-4),
+                      "adam 1e-2": ("Adam", 0.01, None), "rmsprop": ("RMSprop", 0.02, None),
+                      "enas": ("SGD", 0.05, 1e-4)}
+    decayed = SPOSSearch(space, weight_decay=1e-3)
+    decayed.setup(steps_per_epoch=2, epochs=1)
+    assert decayed.optimizer.weight_decay == pytest.approx(1e-3)
     for bad, error in (("adamw", ValueError), (None, TypeError), (0.1, TypeError)):
         with pytest.raises(error, match="`optimizer`"):
             SPOSSearch(space, optimizer=bad)
     with pytest.raises(ValueError, match="`learning_rate`"):
         SPOSSearch(space, optimizer="adam", learning_rate=0)
+    with pytest.raises(ValueError, match="`weight_decay`"):
+        SPOSSearch(space, weight_decay=-1e-4)
 
 
 def test_single_path_functions_run_without_grappler_and_restore_the_callers_options():

@@ -64,7 +64,7 @@ class ENASSearch(SPOSSearch):
         final_samples=20,
         calibration_batches=4,
         eval_samples=512,
-        weight_decay=1e-4,
+        weight_decay=None,
         optimizer="sgd",
         seed=None,
         verbose=0,

@@ -13,6 +13,8 @@ from keras_nas.oneshot._base import (
 
 #: The supernet's learning rate when `learning_rate` is not given, per `optimizer` name.
 DEFAULT_LEARNING_RATES = {"adam": 3e-3, "sgd": 0.05}
+#: The supernet's weight decay when `weight_decay` is not given, per `optimizer` name.
+DEFAULT_WEIGHT_DECAYS = {"adam": None, "sgd": 1e-4}
 
 
 class SPOSSearch(OneShotSearch):
@@ -32,7 +34,8 @@ class SPOSSearch(OneShotSearch):
         space: a `keras_nas.spaces.Space` with a supernet (`NASBench201Space`, ...).
         learning_rate: the supernet optimizer's learning rate (default: `DEFAULT_LEARNING_RATES`
             of `optimizer`: Adam 3e-3, SGD 0.05).
-        weight_decay: weight decay of the supernet weights (SGD).
+        weight_decay: weight decay of the supernet weights (default: `DEFAULT_WEIGHT_DECAYS` of
+            `optimizer`: none for Adam, 1e-4 for SGD).
         population_size: candidates per generation.
         generations: generations after the random initial population.
         parents: how many of the best candidates breed.
@@ -65,7 +68,7 @@ class SPOSSearch(OneShotSearch):
         self,
         space,
         learning_rate=None,
-        weight_decay=1e-4,
+        weight_decay=None,
         population_size=16,
         generations=4,
         parents=4,
@@ -93,6 +96,8 @@ class SPOSSearch(OneShotSearch):
             validation.check_choice(optimizer, "optimizer", tuple(DEFAULT_LEARNING_RATES))
             if learning_rate is None:
                 learning_rate = DEFAULT_LEARNING_RATES[optimizer]
+            if weight_decay is None:
+                weight_decay = DEFAULT_WEIGHT_DECAYS[optimizer]
         elif not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError("`optimizer` must be 'adam', 'sgd' or a keras optimizer, got "
                             f"{optimizer!r}.")
@@ -100,10 +105,14 @@ class SPOSSearch(OneShotSearch):
                 isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float))
                 or not learning_rate > 0):
             raise ValueError(f"`learning_rate` must be a positive number, got {learning_rate!r}.")
+        if weight_decay is not None and (  # a keras optimizer keeps its own decay
+                isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float))
+                or not weight_decay >= 0):
+            raise ValueError(f"`weight_decay` must be a number >= 0, got {weight_decay!r}.")
         if not isinstance(mutation_prob, (int, float)) or not 0 <= mutation_prob <= 1:
             raise ValueError(f"`mutation_prob` must be in [0, 1], got {mutation_prob!r}.")
         self.learning_rate = None if learning_rate is None else float(learning_rate)
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = None if weight_decay is None else float(weight_decay)
         self.population_size = population_size
         self.generations = generations
         self.parents = min(parents, population_size)
@@ -124,7 +133,8 @@ class SPOSSearch(OneShotSearch):
         if not isinstance(self._optimizer, str):
             self.optimizer = self._optimizer
         elif self._optimizer == "adam":
-            self.optimizer = keras.optimizers.Adam(self.learning_rate)
+            self.optimizer = keras.optimizers.Adam(self.learning_rate,
+                                                   weight_decay=self.weight_decay)
         else:
             # The rate is set from the schedule once per step: Keras evaluates a schedule once
             # per weight (for the weight decay), a copy per weight in the traced step.
