@@ -3,10 +3,10 @@
 On the NAS-Bench-201 cell space (small: `--channels`, `--cells-per-stage`), `--cells` random
 cells are trained stand-alone from scratch with each of `--seeds` (the reference: the mean
 validation accuracy over the seeds; the seed-to-seed Kendall tau of the first two seeds, and
-with 4 or more seeds that of the means of the two halves, say how well the reference repeats). Then each one-shot configuration given on the command
-line trains a supernet (SPOS or ENAS) and scores the same cells with inherited weights (batch
-norm recalibrated per cell); Kendall tau and Spearman rho against the stand-alone reference
-are recorded.
+with 4 or more seeds that of the means of the two halves, say how well the reference
+repeats). Then each one-shot configuration given on the command line trains a supernet (SPOS
+or ENAS) and scores the same cells with inherited weights (batch norm recalibrated per cell);
+Kendall tau and Spearman rho against the stand-alone reference are recorded.
 
 Stand-alone results are cached in the `--json` file (keyed by data, model size, epochs, seed
 and cell), so a rerun trains only what is missing; each configuration's result is added to the

@@ -101,18 +101,15 @@ class SPOSSearch(OneShotSearch):
         elif not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError("`optimizer` must be 'adam', 'sgd' or a keras optimizer, got "
                             f"{optimizer!r}.")
-        if learning_rate is not None and (  # a keras optimizer keeps its own rate
-                isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float))
-                or not learning_rate > 0):
-            raise ValueError(f"`learning_rate` must be a positive number, got {learning_rate!r}.")
-        if weight_decay is not None and (  # a keras optimizer keeps its own decay
-                isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float))
-                or not weight_decay >= 0):
-            raise ValueError(f"`weight_decay` must be a number >= 0, got {weight_decay!r}.")
+        # None with a keras optimizer: it keeps its own rate and decay.
+        learning_rate = validation.check_number(learning_rate, "learning_rate", positive=True,
+                                                allow_none=True)
+        weight_decay = validation.check_number(weight_decay, "weight_decay", minimum=0,
+                                               allow_none=True)
         if not isinstance(mutation_prob, (int, float)) or not 0 <= mutation_prob <= 1:
             raise ValueError(f"`mutation_prob` must be in [0, 1], got {mutation_prob!r}.")
-        self.learning_rate = None if learning_rate is None else float(learning_rate)
-        self.weight_decay = None if weight_decay is None else float(weight_decay)
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
         self.population_size = population_size
         self.generations = generations
         self.parents = min(parents, population_size)
