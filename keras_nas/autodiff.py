@@ -9,7 +9,8 @@ machinery: `tf.GradientTape` on TensorFlow, `jax.value_and_grad` over the variab
 of tensors (the zero-cost proxies' gradients with respect to weights passed to
 `stateless_call`, or to the input). `compiled_function` compiles a function that reads and
 assigns variables (`tf.function`; on JAX `jax.jit` of a function of the variables' values),
-and `update_step` makes a compiled optimizer step with it. PyTorch is not supported: its wheel
+and `update_step` makes a compiled optimizer step with it. `fused_apply` is
+`optimizer.apply` for an eager caller, with TensorFlow's fused kernels. PyTorch is not supported: its wheel
 (555 MB, plus the CUDA libraries it pulls) is too large for this project's CI, so no test
 could run it.
 
@@ -214,3 +215,89 @@ def _unique(variables):
             seen.add(id(v))
             kept.append(v)
     return kept
+
+
+def fused_apply(optimizer, grads, variables):
+    """`optimizer.apply(grads, variables)`, made fast for an eager caller where it can be.
+
+    On TensorFlow, outside a traced function, Keras' own `Adam` (without `amsgrad`) and `SGD`
+    (without `nesterov`) update each variable with one fused kernel (`ResourceApplyAdam`,
+    `ResourceApplyKerasMomentum`, `ResourceApplyGradientDescent`) on the optimizer's own
+    state, with its weight decay, `global_clipnorm`, learning rate (or schedule) and
+    `iterations`: the same update as `optimizer.apply`, in a tenth to a twentieth of its
+    eager time (docs/benchmarks/oneshot.md). `variables` may be any of those the optimizer
+    was built for. Every other case (`can_fuse(...)` is False) calls `optimizer.apply`.
+
+    Example:
+
+    ```python
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(model.trainable_variables)
+    fused_apply(optimizer, grads, model.trainable_variables)
+    ```
+    """
+    variables = list(variables)
+    if not can_fuse(optimizer, variables):
+        optimizer.apply(grads, variables)
+        return
+    import tensorflow as tf
+
+    raw = tf.raw_ops
+    dtype = variables[0].dtype
+    grads = [tf.cast(g, dtype) for g in grads]
+    if optimizer.global_clipnorm:
+        grads, _ = tf.clip_by_global_norm(grads, optimizer.global_clipnorm)
+    rate = tf.cast(optimizer.learning_rate, dtype)
+    if optimizer.weight_decay is not None:
+        decay = rate * tf.cast(optimizer.weight_decay, dtype)  # decoupled, before the step
+        for v in variables:
+            if compat.uses_weight_decay(optimizer, v):
+                raw.ResourceApplyGradientDescent(var=v.handle, alpha=decay, delta=v.value)
+    if isinstance(optimizer, keras.optimizers.Adam):
+        step = tf.cast(optimizer.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(optimizer.beta_1, dtype), tf.cast(optimizer.beta_2, dtype)
+        shared = dict(beta1_power=beta_1 ** step, beta2_power=beta_2 ** step, lr=rate,
+                      beta1=beta_1, beta2=beta_2, epsilon=tf.cast(optimizer.epsilon, dtype))
+        for g, v in zip(grads, variables):
+            m, u = compat.optimizer_slots(optimizer, v)
+            raw.ResourceApplyAdam(var=v.handle, m=m.handle, v=u.handle, grad=g, **shared)
+    elif optimizer.momentum:
+        momentum = tf.cast(optimizer.momentum, dtype)
+        for g, v in zip(grads, variables):
+            (m,) = compat.optimizer_slots(optimizer, v)
+            raw.ResourceApplyKerasMomentum(var=v.handle, accum=m.handle, lr=rate, grad=g,
+                                           momentum=momentum)
+    else:
+        for g, v in zip(grads, variables):
+            raw.ResourceApplyGradientDescent(var=v.handle, alpha=rate, delta=g)
+    optimizer.iterations.assign_add(1)
+
+
+def can_fuse(optimizer, variables):
+    """Whether `fused_apply(optimizer, ..., variables)` takes TensorFlow's fused kernels
+    (see there) rather than `optimizer.apply`."""
+    if keras.backend.backend() != "tensorflow" or not optimizer.built:
+        return False
+    import tensorflow as tf
+
+    if not tf.executing_eagerly() or not variables:
+        return False
+    if type(optimizer) is keras.optimizers.Adam:
+        plain = not optimizer.amsgrad
+    elif type(optimizer) is keras.optimizers.SGD:
+        plain = not optimizer.nesterov
+    else:
+        return False
+    plain = plain and not (optimizer.use_ema or optimizer.gradient_accumulation_steps
+                           or optimizer.loss_scale_factor or optimizer.clipnorm
+                           or optimizer.clipvalue)
+    dtype = variables[0].dtype
+    if not plain or any(v.constraint is not None or v.dtype != dtype
+                        or getattr(v, "overwrite_with_gradient", False) for v in variables):
+        return False
+    try:
+        compat.optimizer_slots(optimizer, variables[0])
+        compat.uses_weight_decay(optimizer, variables[0])
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return False
+    return True

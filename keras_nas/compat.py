@@ -268,3 +268,31 @@ class _NestedStatelessScope(keras.StatelessScope):
         if value is None and outer is not None:
             return outer.get_current_value(variable)
         return value
+
+
+def optimizer_slots(optimizer, variable):
+    """The variables Keras' `Adam` (`[m, v]`) or `SGD` (`[momentum]`, or `[]` without
+    momentum) keeps for `variable`, one of those it was built for.
+
+    Why: `autodiff.fused_apply` updates a supernet path's weights with TensorFlow's fused
+    kernels on the optimizer's own state, so the optimizer stays the one source of truth.
+    Why private: Keras names no public accessor of an optimizer's per-variable state; its own
+    `update_step`s read `_get_variable_index`, `_momentums`, `_velocities` and `momentums`.
+    If they disappear: `AttributeError`, which `fused_apply` answers by calling
+    `optimizer.apply` (the same numbers, slower), and `tests/test_backends.py` fails to say so.
+    """
+    index = optimizer._get_variable_index(variable)
+    if isinstance(optimizer, keras.optimizers.Adam):
+        return [optimizer._momentums[index], optimizer._velocities[index]]
+    return [optimizer.momentums[index]] if optimizer.momentum else []
+
+
+def uses_weight_decay(optimizer, variable):
+    """Whether `optimizer`'s weight decay applies to `variable` (not excluded by
+    `exclude_from_weight_decay`).
+
+    Why private: the rule is Keras' `_use_weight_decay`, with no public name; `fused_apply`
+    must decay exactly the variables `optimizer.apply` would. If it disappears:
+    `AttributeError`, answered as for `optimizer_slots`.
+    """
+    return optimizer._use_weight_decay(variable)

@@ -104,6 +104,38 @@ def test_gradients_and_compiled_update_steps_agree_on_each_backend(backend):
     assert np.all((moved > 0.25) & (moved <= 0.3 + 1e-6)), eager
 
 
+@pytest.mark.parametrize("make", [
+    lambda keras: keras.optimizers.Adam(3e-3, weight_decay=1e-2),
+    lambda keras: keras.optimizers.SGD(0.05, momentum=0.9, weight_decay=1e-4, global_clipnorm=1.0),
+    lambda keras: keras.optimizers.SGD(0.05),
+    lambda keras: keras.optimizers.Adam(3e-3, amsgrad=True),  # not fused: optimizer.apply
+], ids=["adam-decay", "sgd-momentum-decay-clip", "sgd", "adam-amsgrad"])
+def test_fused_apply_updates_some_variables_as_optimizer_apply_does(make):
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the fused kernels are TensorFlow's")
+    from keras_nas.autodiff import fused_apply, can_fuse
+
+    rng = np.random.default_rng(0)
+    shapes = [(3, 3, 4, 1), (1, 1, 4, 4), (4,), (4,)] * 5
+    start = [rng.normal(size=s).astype("float32") for s in shapes]
+    ours, theirs = [[keras.Variable(a) for a in start] for _ in range(2)]
+    fused, plain = make(keras), make(keras)
+    fused.build(ours)
+    plain.build(theirs)
+    assert can_fuse(fused, ours) is not getattr(fused, "amsgrad", False)
+    for _ in range(4):  # each step updates a different subset
+        chosen = rng.choice(len(shapes), 8, replace=False)
+        grads = [rng.normal(size=shapes[i]).astype("float32") for i in chosen]
+        fused_apply(fused, grads, [ours[i] for i in chosen])
+        plain.apply(grads, [theirs[i] for i in chosen])
+    assert int(fused.iterations) == int(plain.iterations) == 4
+    for a, b, s in zip(ours, theirs, start):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
+                                   atol=1e-6)
+    assert sum(not np.allclose(keras.ops.convert_to_numpy(a), s) for a, s in zip(ours, start)) > 8
+
+
 REINFORCE = """
     import json, pathlib, tempfile
     import keras
@@ -245,7 +277,6 @@ ONESHOT = """
     import numpy as np
     from keras_nas import data
     from keras_nas.oneshot import DartsSearch, ENASSearch, SPOSSearch
-    from keras_nas.oneshot._base import path_tensor
     from keras_nas.spaces import NASBench201Space
 
     (x, y), _ = data.load_digits()
@@ -259,10 +290,12 @@ ONESHOT = """
                                  cells_per_stage=1)
         search = cls(space, seed=0, **kwargs).fit(
             x[:256], y[:256], validation_data=(x[256:384], y[256:384]), epochs=3, batch_size=64)
-        # The compiled path of the trained supernet computes what its stand-alone network does
-        # (it reads the variables' current values, batch-norm statistics included).
+        # The path of the trained supernet computes what its stand-alone network does (it reads
+        # the variables' current values, batch-norm statistics included). SPOS and ENAS run
+        # their 12 steps eagerly here (`run_eagerly="auto"`), DARTS' path is compiled.
         net, path = search.supernet, search.best_path
-        compiled = keras.ops.convert_to_numpy(search._predict_fn()(x[:32], path_tensor(path)))
+        compiled = keras.ops.convert_to_numpy(
+            search._predict_fn()(x[:32], search._path_argument(path)))
         standalone = net.to_standalone(path).predict(x[:32], verbose=0)
         moving = [float(np.abs(np.asarray(v)).sum()) for v in net.non_trainable_variables
                   if "moving_mean" in v.path]

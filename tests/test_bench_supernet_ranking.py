@@ -14,7 +14,10 @@ def test_configurations_and_scoring_are_parsed_and_bad_ones_refused():
     assert config["method"] == "spos" and config["sampling"] == "fair"
     assert config["epochs"] == 30 and config["optimizer"] == "adam"
     assert bench.parse_config("enas")["epochs"] == 20
+    assert bench.parse_config("spos:run_eagerly=true")["run_eagerly"] is True
+    assert bench.parse_config("spos")["run_eagerly"] is False
     for bad, match in (("darts", "method"), ("spos:epoch=3", "key"),
+                       ("spos:run_eagerly=yes", "run_eagerly"),
                        ("spos:optimizer=rmsprop", "optimizer"), ("enas:sampling=fair", "sampling")):
         with pytest.raises(ValueError, match=match):
             bench.parse_config(bad)

@@ -6,11 +6,13 @@ from keras_nas.testing.toy_task import OneOpSpace, diagonal_task
 from keras_nas.spaces import NASBench201Space
 
 
-def test_spos_picks_the_only_op_that_solves_the_task():
+@pytest.mark.parametrize("run_eagerly", [False, True])
+def test_spos_picks_the_only_op_that_solves_the_task(run_eagerly):
     x, y = diagonal_task(384, seed=0)
     xv, yv = diagonal_task(192, seed=1)
     space = OneOpSpace(input_shape=(8, 8, 1), num_classes=2, channels=4)
-    search = SPOSSearch(space, population_size=4, generations=1, parents=2, seed=0)
+    search = SPOSSearch(space, population_size=4, generations=1, parents=2, seed=0,
+                        run_eagerly=run_eagerly)
     # 8 epochs: at 4 the supernet's 3x3 path is sometimes still near chance (seeds 0-3 checked:
     # at 8 it scores 0.80-1.0 and every other op 0.45-0.53).
     search.fit(x, y, validation_data=(xv, yv), epochs=8, batch_size=32)
@@ -117,6 +119,55 @@ def test_the_supernet_optimizer_by_name_or_object():
         SPOSSearch(space, weight_decay=-1e-4)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])  # sgd: decay, clipping, schedule
+def test_an_eager_step_takes_the_traced_step_without_tracing(optimizer):
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, size=16).astype("int32")
+    space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=4, cells_per_stage=1)
+    after = {}
+    for run_eagerly in (False, True):
+        keras.utils.set_random_seed(0)
+        search = SPOSSearch(space, seed=0, run_eagerly=run_eagerly, optimizer=optimizer)
+        net = search.setup(steps_per_epoch=3, epochs=1)
+        assert search.eager_paths is run_eagerly
+        traced = hasattr(search._train_step, "experimental_get_tracing_count")
+        assert traced is not run_eagerly  # eagerly, nothing is traced
+        before = [keras.ops.convert_to_numpy(w) for w in net.weights]
+        for path in ([3, 2, 1, 0, 4, 3], [2, 3, 3, 1, 1, 2], [1, 1, 2, 3, 4, 0]):
+            search._train_step(x, y, search._path_argument(path))
+        after[run_eagerly] = [keras.ops.convert_to_numpy(w) for w in net.weights]  # same order
+    # Every weight and batch-norm statistic the same both ways, including those off the last
+    # path, which the momentum from the earlier steps moved.
+    for eager, traced in zip(after[True], after[False]):
+        np.testing.assert_allclose(eager, traced, atol=1e-5)
+    off = {id(w) for w in net.weights} - {id(w) for w in net.path_weights([1, 1, 2, 3, 4, 0])}
+    assert any(not np.allclose(b, a) for w, b, a in zip(net.weights, before, after[True])
+               if id(w) in off)
+
+
+def test_run_eagerly_auto_traces_for_trainings_longer_than_the_supernet_is_wide(capsys):
+    space = NASBench201Space(input_shape=(8, 8, 1), num_classes=10, channels=4, cells_per_stage=1)
+    search = SPOSSearch(space, verbose=1)
+    assert search.run_eagerly == "auto"
+    net = search.setup(steps_per_epoch=9, epochs=10)
+    assert net.num_candidate_layers == 3 * 6 * 5  # three cells, six edges, five ops
+    assert not search.eager_paths  # 90 steps: traced
+    search.setup(steps_per_epoch=89, epochs=1)
+    assert search.eager_paths
+    said = capsys.readouterr().out
+    assert "90 supernet steps, 90 candidate layers: one traced step for every path" in said
+    assert "89 supernet steps, 90 candidate layers: each path runs eagerly" in said
+    forced = SPOSSearch(space, run_eagerly=False)
+    forced.setup(steps_per_epoch=1, epochs=1)
+    assert not forced.eager_paths
+    for bad in ("yes", None, 1.5):
+        with pytest.raises(ValueError, match="`run_eagerly`"):
+            SPOSSearch(space, run_eagerly=bad)
+
+
 def test_single_path_functions_run_without_grappler_and_restore_the_callers_options():
     from tensorflow.core.protobuf import config_pb2
     from tensorflow.python.eager import context
@@ -149,9 +200,9 @@ def test_spos_step_gives_the_numbers_of_a_plain_keras_step_with_the_schedule():
     x, y = tf.constant(x), tf.constant(y)
     space = OneOpSpace(input_shape=(8, 8, 1), num_classes=2, channels=4)
     schedule = keras.optimizers.schedules.CosineDecay(0.05, decay_steps=3, alpha=1e-2)
-    reference = SPOSSearch(space, seed=0, optimizer=keras.optimizers.SGD(
+    reference = SPOSSearch(space, seed=0, run_eagerly=False, optimizer=keras.optimizers.SGD(
         schedule, momentum=0.9, weight_decay=1e-4, global_clipnorm=5.0))
-    search = SPOSSearch(space, seed=0, optimizer="sgd")
+    search = SPOSSearch(space, seed=0, optimizer="sgd", run_eagerly=False)
     for s in (reference, search):
         keras.utils.set_random_seed(0)
         s.setup(steps_per_epoch=3, epochs=1)

@@ -2,11 +2,13 @@
 
 What SPOS and ENAS pay once per search before their first supernet step: building the supernet
 (`keras_nas.oneshot.build_supernet`), then the first call of `SPOSSearch`'s traced training
-step (a path given as an int tensor, so one traced function serves every path), then the
-median of the next `--steps` steps (each on a new random path). Run it from two checkouts
-to compare two versions of the supernet code:
+step (a path given as an int tensor, so one traced function serves every path; with
+`--run-eagerly true` the untraced step of only the path's layers), then the median of the
+next `--steps` steps (each on a new random path). Run it from two checkouts to compare two
+versions of the supernet code:
 
     python tools/bench_supernet_compile.py --space darts --json darts_compile.json
+    python tools/bench_supernet_compile.py --space darts --run-eagerly true false
     PYTHONPATH=/path/to/old/checkout python tools/bench_supernet_compile.py --space darts
 
 The backend is Keras' (`KERAS_BACKEND=jax` times the `jax.jit` compile of the same step).
@@ -47,27 +49,27 @@ def make_space(name):
     return NASBench201Space(channels=8, cells_per_stage=1, **shape)
 
 
-def measure(space_name, steps, seed):
+def measure(space_name, steps, seed, run_eagerly=False):
     import keras
 
     from keras_nas.oneshot import SPOSSearch
-    from keras_nas.oneshot._base import path_tensor, tensor
+    from keras_nas.oneshot._base import tensor
 
     rng = np.random.default_rng(seed)
     x = tensor(rng.normal(size=(32, 8, 8, 1)).astype("float32"))
     y = tensor(rng.integers(0, 10, size=32).astype("int32"))
-    search = SPOSSearch(make_space(space_name), seed=seed)
+    search = SPOSSearch(make_space(space_name), seed=seed, run_eagerly=run_eagerly)
     start = time.perf_counter()
     net = search.setup()
     search.supernet = net
     build_s = time.perf_counter() - start
     start = time.perf_counter()
-    search._train_step(x, y, path_tensor(search.sample_path()))
+    search._train_step(x, y, search._path_argument(search.sample_path()))
     first_s = time.perf_counter() - start
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        loss, _ = search._train_step(x, y, path_tensor(search.sample_path()))
+        loss, _ = search._train_step(x, y, search._path_argument(search.sample_path()))
         float(loss)
         times.append(time.perf_counter() - start)
     traces = getattr(search._train_step, "experimental_get_tracing_count", None)
@@ -76,6 +78,8 @@ def measure(space_name, steps, seed):
         "backend": keras.backend.backend(),
         "supernet": type(net).__name__,
         "decisions": len(net.decisions),
+        "candidate_layers": net.num_candidate_layers,
+        "eager": search.eager_paths,
         "params": int(sum(int(np.prod(v.shape)) for v in net.weights)),
         "build_s": round(build_s, 2),
         "first_step_s": round(first_s, 2),
@@ -103,6 +107,9 @@ def main(argv=None):
     parser.add_argument("--space", choices=SPACES, nargs="+", default=["darts-small"])
     parser.add_argument("--steps", type=int, default=5, help="steps timed after the first")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-eagerly", nargs="+", choices=("false", "true", "auto"),
+                        default=["false"], help="SPOSSearch's run_eagerly; several are run "
+                        "one after the other per space (default: false, the traced step)")
     parser.add_argument("--json", default=None, help="append the results to this file")
     args = parser.parse_args(argv)
     if args.steps < 0:
@@ -111,9 +118,12 @@ def main(argv=None):
              "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
     results = []
     for name in args.space:
-        result = {**measure(name, args.steps, args.seed), **facts}
-        print(json.dumps(result), flush=True)
-        results.append(result)
+        for mode in args.run_eagerly:
+            run_eagerly = {"false": False, "true": True, "auto": "auto"}[mode]
+            result = {**measure(name, args.steps, args.seed, run_eagerly),
+                      "run_eagerly": run_eagerly, **facts}
+            print(json.dumps(result), flush=True)
+            results.append(result)
     if args.json:
         old = json.load(open(args.json)) if os.path.exists(args.json) else []
         with open(args.json, "w") as f:

@@ -21,8 +21,9 @@ re-reads the supernets already trained, without training them again).
 A configuration is `method:key=value,...` with `method` `spos` or `enas` and keys `epochs`
 (supernet epochs), `sampling` (`uniform` or `fair`, SPOS only), `optimizer` (`sgd`: SGD 0.05,
 momentum 0.9, cosine decay, ENAS' default and SPOS' until 2026-12-07; `adam`: Adam 3e-3,
-constant, SPOS' default since), `learning_rate` (of that optimizer), `seed`, and `label`
-(defaults to the configuration text). The stand-alone cache key leaves out `--batch-size`:
+constant, SPOS' default since), `learning_rate` (of that optimizer), `run_eagerly` (`true`:
+untraced path steps that update only the path's weights; default `false`, the traced step),
+`seed`, and `label` (defaults to the configuration text). The stand-alone cache key leaves out `--batch-size`:
 keep it fixed within one file.
 """
 
@@ -42,8 +43,16 @@ DATA = {
                "(fixed shuffle, seed 0)",
 }
 MNIST2500 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist2500" / "mnist2500.npz"
-CONFIG_KEYS = {"epochs": int, "sampling": str, "optimizer": str,
-               "learning_rate": float, "seed": int, "label": str}
+
+
+def _true_or_false(text):
+    if text not in ("true", "false"):
+        raise ValueError(f"`--config` run_eagerly must be 'true' or 'false', got {text!r}.")
+    return text == "true"
+
+
+CONFIG_KEYS = {"epochs": int, "sampling": str, "optimizer": str, "learning_rate": float,
+               "run_eagerly": _true_or_false, "seed": int, "label": str}
 
 
 def load_data(name, mnist_path=MNIST2500):
@@ -75,7 +84,8 @@ def parse_config(text):
     method, _, rest = text.partition(":")
     if method not in ("spos", "enas"):
         raise ValueError(f"`--config` method must be 'spos' or 'enas', got {method!r} in {text!r}.")
-    config = {"method": method, "epochs": 20, "sampling": "uniform", "optimizer": "sgd", "learning_rate": None, "seed": 0, "label": text}
+    config = {"method": method, "epochs": 20, "sampling": "uniform", "optimizer": "sgd", "learning_rate": None,
+              "run_eagerly": False, "seed": 0, "label": text}
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
         if not eq or key not in CONFIG_KEYS:
@@ -136,6 +146,7 @@ def make_search(space, config):
 
     lr = config["learning_rate"]
     kwargs = dict(optimizer=config["optimizer"], seed=config["seed"],
+                  run_eagerly=config.get("run_eagerly", False),
                   **({"learning_rate": lr} if lr else {}))
     if config["method"] == "enas":
         return ENASSearch(space, final_samples=1, **kwargs)

@@ -17,16 +17,29 @@ class OneShotSearch:
     After `fit`, `best_architecture` is the architecture string of the space (its `encode`),
     `best_values` the hyperparameter values, `history` a dict of per-epoch lists, and
     `search_seconds` the wall time of the search, `num_evaluated` the candidates it scored.
+
+    `run_eagerly`: how the single-path functions (a path's training step, prediction, batch-norm
+    calibration) run. False: one traced function serves every path, its graph holding every
+    option of every decision as a `switch` branch (fast steps once traced, but tracing costs
+    about 0.1-0.5 s per candidate layer: minutes on the default DARTS and MobileNet spaces).
+    True: each call runs only its path's layers, untraced (no tracing; each step 0.1-0.3 s
+    slower). `"auto"`: eagerly when the supernet training has fewer steps than the supernet
+    has candidate layers (`Supernet.num_candidate_layers`), about where the two cost the same
+    (docs/benchmarks/oneshot.md, issue 17).
     """
 
-    def __init__(self, space, seed=None, verbose=0):
+    def __init__(self, space, seed=None, verbose=0, run_eagerly=False):
         from keras_nas.spaces.base import Space
 
         if not isinstance(space, Space):
             raise TypeError(
                 f"`space` must be a keras_nas.spaces.Space, got {type(space).__name__}."
             )
+        if run_eagerly not in (True, False, "auto"):
+            raise ValueError(f"`run_eagerly` must be True, False or 'auto', got {run_eagerly!r}.")
         self.space = space
+        self.run_eagerly = run_eagerly
+        self.eager_paths = run_eagerly is True
         self.seed = seed
         self.verbose = int(verbose)
         self.rng = np.random.default_rng(seed)
@@ -78,7 +91,28 @@ class OneShotSearch:
         self.supernet = build_supernet(
             self.space, mode=mode, temperature=temperature, seed=self.seed
         )
+        self.eager_paths = self.run_eagerly is True
         return self.supernet
+
+    def _choose_eager(self, steps):
+        """Decides `eager_paths` for a supernet training of `steps` steps (`run_eagerly`)."""
+        layers = self.supernet.num_candidate_layers
+        self.eager_paths = self.run_eagerly is True or (
+            self.run_eagerly == "auto" and steps < layers)
+        if self.run_eagerly == "auto":
+            self._log(f"{type(self).__name__}: {steps} supernet steps, {layers} candidate layers: "
+                      + ("each path runs eagerly" if self.eager_paths else
+                         "one traced step for every path (its first call traces it)"))
+        return self.eager_paths
+
+    def _path_function(self, fn, variables):
+        """`fn(..., path)` as the search runs it: `single_path_function(fn, variables)`, or
+        `fn` itself when paths run eagerly (then `path` is a list, `_path_argument`)."""
+        return fn if self.eager_paths else single_path_function(fn, variables)
+
+    def _path_argument(self, path):
+        """`path` as `_path_function`s take it: a list of ints eagerly, else `path_tensor`."""
+        return [int(i) for i in path] if self.eager_paths else path_tensor(path)
 
     def _log(self, message):
         if self.verbose:
@@ -92,32 +126,31 @@ class OneShotSearch:
             def predict(x, path):
                 return net(x, training=False, path=path)
 
-            self._predict = single_path_function(predict, net.variables)
+            self._predict = self._path_function(predict, net.variables)
         return self._predict
 
     def _recalibrate(self, calibration, path):
-        """Batch-norm statistics of `path` from the calibration batches, in one traced call.
+        """Batch-norm statistics of `path` from the calibration batches, in one call.
 
         The batches are joined into one batch and every BN layer's moving statistics are set
-        to that batch's statistics (momentum 0 inside this compiled function only: it is
-        compiled by its first call, made with momentum 0), which is the exact statistics of
-        the calibration examples (SPOS recalibration).
+        to that batch's statistics (momentum 0 during the call; a traced function keeps the 0
+        of its first call), which is the exact statistics of the calibration examples (SPOS
+        recalibration).
         """
         net = self.supernet
-        if getattr(self, "_calibrate", None) is not None and self._calibrate[0] is calibration:
-            self._calibrate[1](path)
-            return
-        xcal = keras.ops.concatenate([tensor(b) for b in calibration], axis=0)
-        bns = [
-            layer
-            for layer in compat.all_layers(net)
-            if isinstance(layer, keras.layers.BatchNormalization)
-        ]
+        if getattr(self, "_calibrate", None) is None or self._calibrate[0] is not calibration:
+            xcal = keras.ops.concatenate([tensor(b) for b in calibration], axis=0)
+            bns = [
+                layer
+                for layer in compat.all_layers(net)
+                if isinstance(layer, keras.layers.BatchNormalization)
+            ]
 
-        def calibrate(p):
-            net(xcal, training=True, path=p)
+            def calibrate(p):
+                net(xcal, training=True, path=p)
 
-        calibrate = single_path_function(calibrate, net.variables)
+            self._calibrate = (calibration, self._path_function(calibrate, net.variables), bns)
+        _, calibrate, bns = self._calibrate
         saved = [bn.momentum for bn in bns]
         for bn in bns:
             bn.momentum = 0.0
@@ -126,7 +159,6 @@ class OneShotSearch:
         finally:
             for bn, m in zip(bns, saved):
                 bn.momentum = m
-        self._calibrate = (calibration, calibrate)
 
     def subnet_accuracy(self, path, x, y, batch_size=256, calibration=None):
         """Accuracy of the supernet's path `path` (inherited weights) on `(x, y)`.
@@ -137,7 +169,7 @@ class OneShotSearch:
             batch_size: evaluation batch size.
             calibration: optional list of input batches to recalibrate batch norm on first.
         """
-        p = path_tensor(path)
+        p = self._path_argument(path)
         if calibration is not None:
             self._recalibrate(calibration, p)
         predict = self._predict_fn()
@@ -167,7 +199,7 @@ class OneShotSearch:
             keras.utils.set_random_seed(int(self.seed))
         x, y, xv, yv = self._prepare(x, y, validation_data, batch_size, epochs)
         self._log(f"{type(self).__name__}: training the supernet for {epochs} epoch(s) on "
-                  f"{len(x)} examples (the first epoch includes tracing its training step)")
+                  f"{len(x)} examples")
         start = time.perf_counter()
         path = self._search(x, y, xv, yv, int(epochs), int(batch_size))
         self.search_seconds = time.perf_counter() - start

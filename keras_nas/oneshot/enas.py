@@ -5,7 +5,7 @@ import time
 import keras
 import numpy as np
 
-from keras_nas.oneshot._base import batch_accuracy, path_tensor, single_path_function
+from keras_nas.oneshot._base import batch_accuracy
 from keras_nas.oneshot.spos import SPOSSearch
 from keras_nas.oracles.controller import reinforce_step, softmax
 
@@ -38,6 +38,7 @@ class ENASSearch(SPOSSearch):
         calibration_batches, eval_samples, weight_decay: as for `SPOSSearch`.
         optimizer: as for `SPOSSearch`, but SGD (`"sgd"`) by default: on ENAS's
             controller-sampled paths Adam ranked no better (docs/benchmarks/oneshot.md).
+        run_eagerly: as for `SPOSSearch`.
         seed: random seed.
         verbose: 1 prints progress.
 
@@ -66,6 +67,7 @@ class ENASSearch(SPOSSearch):
         eval_samples=512,
         weight_decay=None,
         optimizer="sgd",
+        run_eagerly="auto",
         seed=None,
         verbose=0,
     ):
@@ -76,6 +78,7 @@ class ENASSearch(SPOSSearch):
             calibration_batches=calibration_batches,
             eval_samples=eval_samples,
             optimizer=optimizer,
+            run_eagerly=run_eagerly,
             seed=seed,
             verbose=verbose,
         )
@@ -142,7 +145,7 @@ class ENASSearch(SPOSSearch):
             # Batch statistics (ENAS scores shared weights in training-mode batch norm).
             return batch_accuracy(y, net(x, training=True, path=path))
 
-        return single_path_function(reward, net.variables)
+        return self._path_function(reward, net.variables)
 
     def train_controller(self, val_batches):
         """`controller_steps` REINFORCE steps with validation-batch accuracy as reward."""
@@ -152,7 +155,7 @@ class ENASSearch(SPOSSearch):
             paths = [self.sample_path() for _ in range(self.controller_batch)]
             xb, yb = val_batches[step % len(val_batches)]
             rewards = [
-                float(self._reward(xb, yb, path_tensor(p))) for p in paths
+                float(self._reward(xb, yb, self._path_argument(p))) for p in paths
             ]
             self.num_evaluated += len(paths)
             if self.baseline is None:

@@ -6,10 +6,8 @@ import keras
 import numpy as np
 
 from keras_nas import validation
-from keras_nas.autodiff import update_step
-from keras_nas.oneshot._base import (
-    OneShotSearch, batch_accuracy, path_tensor, single_path_function, sparse_ce,
-)
+from keras_nas.autodiff import fused_apply, update_step, value_and_gradients
+from keras_nas.oneshot._base import OneShotSearch, batch_accuracy, sparse_ce
 
 #: The supernet's learning rate when `learning_rate` is not given, per `optimizer` name.
 DEFAULT_LEARNING_RATES = {"adam": 3e-3, "sgd": 0.05}
@@ -51,6 +49,10 @@ class SPOSSearch(OneShotSearch):
         sampling: `"uniform"` or `"fair"`, how training paths are drawn (see above); fair
             ranked steadily better after long supernet training (80 epochs), the same after
             5-20 (docs/benchmarks/oneshot.md).
+        run_eagerly: `"auto"`, True or False: whether each path's steps run untraced, only
+            its own layers (see `OneShotSearch`). Both take the same steps: the weights off
+            the path get zero gradients, which Adam's and SGD's momentum still move them by
+            (eagerly through `autodiff.fused_apply`).
         seed: random seed.
         verbose: 1 prints progress.
 
@@ -78,10 +80,11 @@ class SPOSSearch(OneShotSearch):
         exclude=("none",),
         optimizer="adam",
         sampling="uniform",
+        run_eagerly="auto",
         seed=None,
         verbose=0,
     ):
-        super().__init__(space, seed=seed, verbose=verbose)
+        super().__init__(space, seed=seed, verbose=verbose, run_eagerly=run_eagerly)
         validation.check_choice(sampling, "sampling", ("uniform", "fair"))
         for name, value, minimum in (
             ("population_size", population_size, 2),
@@ -126,6 +129,7 @@ class SPOSSearch(OneShotSearch):
     def setup(self, steps_per_epoch=1, epochs=1):
         """Builds the supernet (single-path) and its optimizer (`fit` calls this)."""
         net = self._make_supernet(mode="softmax")
+        self._choose_eager(steps_per_epoch * epochs)
         schedule = None
         if not isinstance(self._optimizer, str):
             self.optimizer = self._optimizer
@@ -149,16 +153,34 @@ class SPOSSearch(OneShotSearch):
             out = net(x, training=True, path=path)
             return loss_fn(y, out), batch_accuracy(y, out)
 
-        # Ops off the path get zero gradients (momentum and weight decay still move them).
-        apply_gradients = update_step(loss_and_accuracy, net.weight_variables, optimizer,
-                                      compiled=False)
+        variables = net.weight_variables
+        if self.eager_paths:
+            if not optimizer.built:
+                optimizer.build(variables)
+            zeros = {}  # one zero gradient per shape, for the weights off the path
+
+            def apply_gradients(x, y, path):
+                weights = [w for w in net.path_weights(path) if w.trainable]
+                (loss, accuracy), grads = value_and_gradients(
+                    lambda: loss_and_accuracy(x, y, path), weights, has_aux=True)
+                given = {id(w): g for w, g in zip(weights, grads)}
+                for v in variables:
+                    if id(v) not in given and (v.shape, v.dtype) not in zeros:
+                        zeros[v.shape, v.dtype] = keras.ops.zeros(v.shape, v.dtype)
+                fused_apply(optimizer, [given.get(id(v), zeros.get((v.shape, v.dtype)))
+                                        for v in variables], variables)
+                return loss, accuracy
+        else:
+            # Ops off the path get zero gradients (momentum and weight decay still move them).
+            apply_gradients = update_step(loss_and_accuracy, variables, optimizer,
+                                          compiled=False)
 
         def train_step(x, y, path):
             if schedule is not None:
                 optimizer.learning_rate.assign(schedule(optimizer.iterations))
             return apply_gradients(x, y, path)
 
-        self._train_step = single_path_function(
+        self._train_step = self._path_function(
             train_step, net.variables + list(optimizer.variables))
         self._predict = None
         return net
@@ -209,7 +231,7 @@ class SPOSSearch(OneShotSearch):
             start = time.perf_counter()
             logs = []
             for xb, yb in self._batches(x, y, batch_size):
-                loss, acc = self._train_step(xb, yb, path_tensor(self.training_path()))
+                loss, acc = self._train_step(xb, yb, self._path_argument(self.training_path()))
                 logs.append((float(loss), float(acc)))
             logs = np.asarray(logs)
             self.history["loss"].append(float(logs[:, 0].mean()))

@@ -79,6 +79,13 @@ class Supernet(keras.Model):
         return [len(o) for _, o in self.decisions]
 
     @property
+    def num_candidate_layers(self):
+        """How many candidate layers the decisions' `MixedOp`s hold in all: the branches a
+        function traced for every path holds (NAS-Bench-201 with one cell per stage: 90; the
+        default DARTS space: 1,260)."""
+        return sum(op.num_candidates for group in self._mixed_ops for op in group)
+
+    @property
     def arch_variables(self):
         """The architecture weights (one `alpha` per decision); never in `trainable_weights`."""
         return list(self.alphas)
@@ -382,19 +389,34 @@ class ChoiceSupernet(Supernet):
         """This supernet's weights that path `path` uses, in the order of the stand-alone
         network's `weights` (what every option not chosen holds is left out)."""
         path = self.canonical_path(path)
+        site_weights, candidate_weights, weights = self._weight_index()
         kept, dropped = set(), set()
         for n in self._live_sites(path):
             site = self._sites[n]
             chosen = site.option_candidates[path[site.decision_index]]
-            for i, candidate in enumerate(site.candidates):
-                weights = {id(w) for w in candidate.weights}
-                dropped |= weights
+            for i, ids in enumerate(candidate_weights[n]):
+                dropped |= ids
                 if i == chosen:  # what the option holds outside its own choices is used
-                    inner = (self._sites[self._position[j]] for j in self._inner_sites[n][i])
-                    kept |= weights - {id(w) for s in inner for w in s.weights}
+                    inner = (site_weights[self._position[j]] for j in self._inner_sites[n][i])
+                    kept |= ids.difference(*inner)
         dropped -= kept  # a layer that options share (e.g. a cell's preprocessing) stays
         dropped |= {id(v) for v in self.arch_variables} | {id(self.aux_skip_beta)}
-        return [w for w in self.network.weights if id(w) not in dropped]
+        return [w for w in weights if id(w) not in dropped]
+
+    def _weight_index(self):
+        """`(ids of each site's weights, ids of each candidate's weights per site, the
+        network's weights)`, gathered once: Keras walks every sublayer for `.weights`, which
+        an eagerly run supernet would pay on every step (`path_weights`)."""
+        index = getattr(self, "_weight_index_cache", None)
+        if index is None:
+            index = (
+                [frozenset(id(w) for w in site.weights) for site in self._sites],
+                [[frozenset(id(w) for w in c.weights) for c in site.candidates]
+                 for site in self._sites],
+                tuple(self.network.weights),
+            )
+            object.__setattr__(self, "_weight_index_cache", index)  # not a tracked attribute
+        return index
 
     def to_standalone(self, path):
         """The space's stand-alone network of `path` (uncompiled) with this supernet's weights."""
