@@ -269,6 +269,7 @@ def test_one_shot_strategies_write_the_records_every_search_writes(digits, tmp_p
         assert trial["architecture"] == candidate["architecture"]
         assert s.space.decode(trial["architecture"]) == trial["hyperparameters"]
     assert summary["oneshot"]["strategy"] == strategy and summary["oneshot"]["seconds"] > 0
+    assert summary["oneshot"]["eager_paths"] is False  # DARTS trains the relaxed supernet
     assert summary["best_architecture"] == s.best_architecture
     assert s.best_architecture in {t["architecture"] for t in s.pareto_front()}
     assert s.best_model.evaluate(*test, verbose=0)[1] >= 0.0
@@ -281,6 +282,8 @@ def test_one_shot_search_resumes_without_training_the_supernet_again(digits, tmp
                   space_kwargs=TINY, verbose=0, final_model="checkpoint")
     first = keras_nas.Search(max_trials=1, **kwargs).fit(x[:200], y[:200], validation_data=val)
     assert first.oneshot_search is not None
+    # A few supernet steps on a wider supernet: its paths ran eagerly (`run_eagerly="auto"`).
+    assert first.summary["oneshot"]["eager_paths"] is True
     again = keras_nas.Search(max_trials=1, **kwargs).fit(x[:200], y[:200], validation_data=val)
     assert again.oneshot_search is None  # read from oneshot.json
     assert again.summary["oneshot"] == first.summary["oneshot"]

@@ -26,8 +26,9 @@ def run_oneshot(strategy, space, train, validation, *, epochs, batch_size, resul
     `(result, search)`.
 
     `result` (plain JSON, also in `<results_dir>/oneshot.json`) holds the strategy, the
-    phase's seconds, how many candidates the supernet scored, its history (and ENAS's
-    controller history) and `candidates`: up to `max_candidates` `{"architecture",
+    phase's seconds, how many candidates the supernet scored, whether its paths ran eagerly
+    (`eager_paths`, SPOS and ENAS: `run_eagerly`), its history (and ENAS's controller
+    history) and `candidates`: up to `max_candidates` `{"architecture",
     "supernet_accuracy"}`, best first. `search` is the fitted one-shot search object, or
     `None` when the result was read back from an earlier run.
     """
@@ -42,7 +43,8 @@ def run_oneshot(strategy, space, train, validation, *, epochs, batch_size, resul
     history = getattr(found, "controller_history", None)
     result = records._plain({
         "strategy": strategy, "seconds": found.search_seconds,
-        "candidates_evaluated": found.num_evaluated, "history": found.history,
+        "candidates_evaluated": found.num_evaluated, "eager_paths": found.eager_paths,
+        "history": found.history,
         "controller_history": list(history) if history else None,
         "candidates": [{"architecture": arch, "supernet_accuracy": score}
                        for arch, score in found.ranked_candidates(max_candidates)],
