@@ -10,9 +10,9 @@ of tensors (the zero-cost proxies' gradients with respect to weights passed to
 `stateless_call`, or to the input). `compiled_function` compiles a function that reads and
 assigns variables (`tf.function`; on JAX `jax.jit` of a function of the variables' values),
 and `update_step` makes a compiled optimizer step with it. `fused_apply` is
-`optimizer.apply` for an eager caller, with TensorFlow's fused kernels. PyTorch is not supported: its wheel
-(555 MB, plus the CUDA libraries it pulls) is too large for this project's CI, so no test
-could run it.
+`optimizer.apply` for an eager caller, with TensorFlow's fused kernels. PyTorch is not
+supported: its wheel (555 MB, plus the CUDA libraries it pulls) is too large for this
+project's CI, so no test could run it.
 
 Example:
 

@@ -22,7 +22,7 @@ class OneShotSearch:
     calibration) run. False: one traced function serves every path, its graph holding every
     option of every decision as a `switch` branch (fast steps once traced, but tracing costs
     about 0.1-0.5 s per candidate layer: minutes on the default DARTS and MobileNet spaces).
-    True: each call runs only its path's layers, untraced (no tracing; each step 0.1-0.3 s
+    True: each call runs only its path's layers, untraced (no tracing; each step 0.1-0.5 s
     slower). `"auto"`: eagerly when the supernet training has fewer steps than the supernet
     has candidate layers (`Supernet.num_candidate_layers`), about where the two cost the same
     (docs/benchmarks/oneshot.md, issue 17).
