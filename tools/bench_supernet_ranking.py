@@ -22,9 +22,9 @@ A configuration is `method:key=value,...` with `method` `spos` or `enas` and key
 (supernet epochs), `sampling` (`uniform` or `fair`, SPOS only), `optimizer` (`sgd`: SGD 0.05,
 momentum 0.9, cosine decay, ENAS' default and SPOS' until 2026-12-07; `adam`: Adam 3e-3,
 constant, SPOS' default since), `learning_rate` (of that optimizer), `run_eagerly` (`true`:
-untraced path steps that update only the path's weights; default `false`, the traced step),
-`seed`, and `label` (defaults to the configuration text). The stand-alone cache key leaves out `--batch-size`:
-keep it fixed within one file.
+untraced path steps, the same updates; default `false`, the traced step), `seed`, and
+`label` (defaults to the configuration text). The stand-alone cache key leaves out
+`--batch-size`: keep it fixed within one file.
 """
 
 import argparse
@@ -146,7 +146,7 @@ def make_search(space, config):
 
     lr = config["learning_rate"]
     kwargs = dict(optimizer=config["optimizer"], seed=config["seed"],
-                  run_eagerly=config.get("run_eagerly", False),
+                  run_eagerly=config["run_eagerly"],
                   **({"learning_rate": lr} if lr else {}))
     if config["method"] == "enas":
         return ENASSearch(space, final_samples=1, **kwargs)

@@ -157,18 +157,18 @@ class SPOSSearch(OneShotSearch):
         if self.eager_paths:
             if not optimizer.built:
                 optimizer.build(variables)
-            zeros = {}  # one zero gradient per shape, for the weights off the path
+            # The gradient of a weight off the path: one zero tensor per shape, made once.
+            shapes = {(v.shape, v.dtype) for v in variables}
+            zeros = {shape: keras.ops.zeros(*shape) for shape in shapes}
+            off_path = [zeros[v.shape, v.dtype] for v in variables]
 
             def apply_gradients(x, y, path):
                 weights = [w for w in net.path_weights(path) if w.trainable]
                 (loss, accuracy), grads = value_and_gradients(
                     lambda: loss_and_accuracy(x, y, path), weights, has_aux=True)
                 given = {id(w): g for w, g in zip(weights, grads)}
-                for v in variables:
-                    if id(v) not in given and (v.shape, v.dtype) not in zeros:
-                        zeros[v.shape, v.dtype] = keras.ops.zeros(v.shape, v.dtype)
-                fused_apply(optimizer, [given.get(id(v), zeros.get((v.shape, v.dtype)))
-                                        for v in variables], variables)
+                fused_apply(optimizer, [given.get(id(v), zero)
+                                        for v, zero in zip(variables, off_path)], variables)
                 return loss, accuracy
         else:
             # Ops off the path get zero gradients (momentum and weight decay still move them).
