@@ -159,3 +159,24 @@ def test_mutation_goes_on_inside_the_bins_of_a_large_range(tmp_path):
     assert len(tried) == len({json.dumps(v, sort_keys=True) for _, v in tried}) == 40
     assert all(oracle._origin[tid] is not None for tid, _ in tried[4:])
     assert all(0 <= v["n"] <= 1000 for _, v in tried)
+
+
+def test_with_a_proxy_a_child_is_the_parents_best_scored_untried_neighbour(tmp_path):
+    def proxy(values):  # higher ops score higher
+        return float(sum(int(v[2:]) for v in values.values()))
+
+    oracle = new_oracle(tmp_path, population_size=4, sample_size=2, proxy=proxy, proxy_pool=10)
+    tried = []
+    for _ in range(30):
+        before = {json.dumps(v, sort_keys=True) for _, v in tried}
+        (tid, values), = run(oracle, matches, 1)
+        tried.append((tid, values))
+        parent = oracle._origin[tid]
+        if parent is None:
+            continue
+        parent_values = oracle.trials[parent].hyperparameters.values
+        neighbours = [dict(parent_values, **{name: f"op{j}"}) for name in parent_values
+                      for j in range(4) if parent_values[name] != f"op{j}"]  # toy_space's ops
+        untried = [v for v in neighbours if json.dumps(v, sort_keys=True) not in before]
+        assert untried and proxy(values) == max(proxy(v) for v in untried)
+    assert sum(oracle._origin[tid] is not None for tid, _ in tried) == 26

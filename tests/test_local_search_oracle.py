@@ -225,3 +225,92 @@ def test_registered_by_name():
 def test_initial_samples_is_checked(bad):
     with pytest.raises((TypeError, ValueError), match="initial_samples"):
         LocalSearchOracle(objective=MAX, initial_samples=bad)
+
+
+def op_number(values):
+    """A proxy for the toy space: the sum of the ops' numbers (higher ops score higher)."""
+    return float(sum(int(v[2:]) for v in values.values()))
+
+
+def test_a_proxy_chooses_the_starts_and_orders_the_neighbours(tmp_path):
+    scored = []
+
+    def proxy(values):
+        scored.append(key(values))
+        return op_number(values)
+
+    oracle = new_oracle(tmp_path, initial_samples=3, proxy=proxy, proxy_pool=40)
+    tried = []
+    for _ in range(40):
+        before = {key(v) for _, v in tried}
+        (tid, values), = run(oracle, matches, 1)
+        tried.append((tid, values))
+        origin = oracle._origin[tid]
+        if len(tried) == 1:
+            pool = list(oracle._proxy_pool)  # drawn for the first start
+            assert len({key(v) for v in pool}) == 40
+        if len(tried) <= 3:  # a start: the best-scored untried architecture of the pool
+            assert origin is None and values in pool
+            assert op_number(values) == max(op_number(v) for v in pool if key(v) not in before)
+            continue
+        if origin is None:
+            continue  # a restart: random, as without a proxy
+        # A neighbour: the best-scored of the centre's untried neighbours.
+        centre = oracle.trials[origin].hyperparameters.values
+        untried = [dict(centre, **{hp.name: o}) for hp, o in oracle.neighbours(centre)]
+        untried = [v for v in untried if key(v) not in before]
+        assert op_number(values) == max(op_number(v) for v in untried)
+    assert len(scored) == len(set(scored))  # each architecture scored once
+    assert oracle._proxy_pool == []  # the starts are chosen: the pool is not kept in the state
+
+
+def test_a_proxy_that_fails_puts_the_candidate_last_without_stopping(tmp_path):
+    def proxy(values):
+        if values["d0"] == "op3":
+            raise RuntimeError("cannot build")
+        return math.nan if values["d1"] == "op3" else op_number(values)
+
+    oracle = new_oracle(tmp_path, initial_samples=2, proxy=proxy, proxy_pool=30)
+    with pytest.warns(RuntimeWarning, match="cannot build") as warned:
+        tried = run(oracle, matches, 60)
+    assert len([w for w in warned if "proxy" in str(w.message)]) == 1  # once
+    assert len(tried) == 60 == len({key(v) for _, v in tried})
+    assert oracle._proxy_scores and None in oracle._proxy_scores.values()
+    assert max(matches(v) for _, v in tried) == 1.0
+
+
+def test_a_proxy_search_reloads_and_continues_identically(tmp_path):
+    a = new_oracle(tmp_path, "resume", initial_samples=3, proxy=op_number, proxy_pool=20)
+    run(a, matches, 2)  # reloaded between two starts
+    state = json.loads(json.dumps(a.get_state()))
+    assert len(state["proxy"]["pool"]) == 19  # the first start left it
+    assert len(state["proxy"]["scores"]) == 20
+    calls = []
+    b = new_oracle(tmp_path, "resume", initial_samples=3, seed=77,
+                   proxy=lambda v: calls.append(1) or op_number(v), proxy_pool=20)
+    b.reload()
+    assert b._proxy_pool == a._proxy_pool and b._proxy_scores == a._proxy_scores
+    assert run(a, matches, 30) == run(b, matches, 30)
+    assert len(calls) < 30 * 15  # scores known before the reload are not computed again
+
+
+@pytest.mark.parametrize("bad", ["bogus", "naswot", 3])
+def test_proxy_is_checked(bad):
+    with pytest.raises(ValueError, match="`proxy`"):
+        LocalSearchOracle(objective=MAX, proxy=bad)
+    with pytest.raises((TypeError, ValueError), match="proxy_pool"):
+        LocalSearchOracle(objective=MAX, proxy="params", proxy_pool=0)
+
+
+def test_a_proxy_name_needs_a_tuner_to_compute_it(tmp_path):
+    oracle = new_oracle(tmp_path, initial_samples=2, proxy="params")
+    with pytest.raises(RuntimeError, match="NASTuner"):
+        run(oracle, matches, 1)
+
+
+def test_a_proxy_name_with_a_hypermodel_that_is_not_a_space_is_an_error(tmp_path):
+    from keras_nas.tuning.tuner import NASTuner
+
+    oracle = new_oracle(tmp_path, proxy="synflow")
+    with pytest.raises(ValueError, match="only a keras-nas Space"):
+        NASTuner(oracle, keras_tuner.HyperModel(), directory=str(tmp_path), project_name="t")

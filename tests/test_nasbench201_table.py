@@ -69,7 +69,7 @@ class FakeTable:
         values = NASBench201.arch_to_values(arch)
         score = sum({"nor_conv_3x3": 3, "nor_conv_1x1": 2, "skip_connect": 1}.get(v, 0)
                     for v in values.values())
-        return {columns[0]: 60 + score, columns[1]: 80 + score}
+        return {column: (60 if i == 0 else 80) + score for i, column in enumerate(columns)}
 
 
 def load_nasbench201_tool():
@@ -86,6 +86,35 @@ def test_driver_runs_the_real_oracles(strategy):
     curve = np.array(r["curve"])
     assert np.all(np.diff(curve) >= 0)  # best-so-far (by reward) of this fake table
     assert r["test"] == curve[-1] == r["reward"] + 20
+
+
+def test_driver_gives_a_strategy_the_params_proxy_from_the_table():
+    tool = load_nasbench201_tool()
+    table, seen = FakeTable(), []
+    query = table.query
+    table.query = lambda arch, columns: seen.append(tuple(columns)) or query(arch, columns)
+    r = tool.run_seed("local", 10007, 25, table, "val", "test",
+                      {"initial_samples": 2, "proxy_pool": 20}, proxy="params")
+    assert ("params_M_cifar10",) in seen and r["proxy_scored"] >= 20
+    # The fake table's parameter count orders cells as its reward does: the search climbs
+    # straight from the best-scored start to the optimum (all 3x3 convolutions).
+    assert r["reward"] == 60 + 18 and r["curve"].index(r["test"]) < 12
+    with pytest.raises(SystemExit):
+        tool.parse_args(["--strategy", "random", "--proxy", "params"])
+
+
+@pytest.mark.slow
+def test_the_tables_params_column_is_the_params_proxy_of_the_spaces_model(table):
+    from keras_nas.estimation import proxy_function
+
+    space = NASBench201Space(input_shape=(32, 32, 3), num_classes=10)
+    size = proxy_function(space, "params")
+    column = load_nasbench201_tool().PROXY_COLUMNS["params"]
+    other = "|avg_pool_3x3~0|+|avg_pool_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|skip_connect~1|nor_conv_1x1~2|"
+    for arch in (BEST, other):
+        # (the subset keeps the column's millions to 5 decimals)
+        assert size(space.decode(arch)) == pytest.approx(table.query(arch, [column])[column] * 1e6,
+                                                         abs=5)
 
 
 def test_driver_main_writes_json(tmp_path, monkeypatch):

@@ -164,3 +164,25 @@ def test_reload_after_the_space_grew_in_a_failed_trial(kind, tmp_path):
     tb, _ = drive(b, 5)
     assert ta == tb and len(tb) == distinct(tb) == 5
     assert all("extra" in v for v in tb)
+
+
+#: How many trials each strategy starts with (with a proxy: the best-scored of the pool).
+PROXY_STARTS = {"evolution": 4, "local": 3, "gp": 3, "reinforce": 3}
+
+
+@pytest.mark.parametrize("kind", sorted(ORACLES))
+def test_with_a_proxy_the_starts_are_the_best_scored_of_a_random_pool(kind, tmp_path):
+    def proxy(values):  # the toy space's ops, numbered: higher ops score higher
+        return float(sum(int(v[2:]) for v in values.values()))
+
+    k = PROXY_STARTS[kind]
+    extra = {"proxy_starts": k} if kind == "reinforce" else {}
+    oracle = new_oracle(kind, tmp_path, oracle_driver.toy_space(), proxy=proxy,
+                        proxy_pool=12, **extra)
+    tried, _ = drive(oracle, k + 3, score=lambda v: proxy(v) + 0.5 * (v["d0"] == "op1"))
+    pool_scores = list(oracle._proxy_scores.values())[:12]  # scored first
+    assert len(pool_scores) == 12
+    assert [proxy(v) for v in tried[:k]] == sorted(pool_scores, reverse=True)[:k]
+    assert oracle._proxy_pool == []  # dropped once the starts are done
+    assert distinct(tried) == k + 3
+    json.dumps(oracle.get_state())

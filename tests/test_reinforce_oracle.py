@@ -306,6 +306,12 @@ def test_bad_arguments_and_registry():
         ReinforceOracle(objective="val_accuracy", replay_best=-1)
     with pytest.raises(ValueError, match="replay_weight"):
         ReinforceOracle(objective="val_accuracy", replay_weight=-0.5)
+    with pytest.raises(ValueError, match="proxy_starts"):
+        ReinforceOracle(objective="val_accuracy", proxy_starts=-1)
+    with pytest.raises(ValueError, match="proxy_samples"):
+        ReinforceOracle(objective="val_accuracy", proxy_samples=0)
+    with pytest.raises(ValueError, match="`proxy`"):
+        ReinforceOracle(objective="val_accuracy", proxy="accuracy")
     oracle = make_oracle("reinforce", objective="val_accuracy", max_trials=5, epochs=1, seed=0)
     assert isinstance(oracle, ReinforceOracle) and oracle.max_trials == 5 and oracle.seed == 0
 
@@ -382,3 +388,19 @@ def test_int_range_is_searched_past_its_bins(tmp_path):
     assert sorted(v["n"] for v in tried[:10]) == decision_options(hp._hps["n"][0], 10)
     assert decision_options(hp._hps["n"][0], 10)[::9] == [0, 1000]
     assert oracle.updates == 30
+
+
+def test_with_a_proxy_a_trial_is_the_best_scored_of_several_samples(tmp_path):
+    def proxy(values):  # higher ops score higher
+        return float(sum(int(v[2:]) for v in values.values()))
+
+    oracle = new_oracle(tmp_path, proxy=proxy, proxy_starts=2, proxy_samples=4)
+    drawn = []
+    untried_sample = oracle._untried_sample
+    oracle._untried_sample = lambda: drawn.append(untried_sample()) or drawn[-1]
+    tried = run(oracle, matches, 8)
+    assert len(drawn) == 6 * 4  # four samples for each trial after the two starts
+    for k, values in enumerate(tried[2:]):
+        assert values in drawn[4 * k: 4 * k + 4]
+        assert proxy(values) == max(proxy(v) for v in drawn[4 * k: 4 * k + 4])
+    assert oracle.updates == 8  # it learns from every trial, the starts included

@@ -413,3 +413,23 @@ def test_summary_json_is_readable_by_everyone_like_the_other_outputs(digits, tmp
         os.umask(old)
     assert os.stat(s.summary_path).st_mode & 0o777 == 0o644
     assert os.stat(s.best_model_path).st_mode & 0o777 == 0o644
+
+
+@pytest.mark.slow
+def test_a_strategy_given_a_proxy_by_name_starts_from_the_best_scored(digits, tmp_path):
+    (x, y), val, _ = digits
+    s = keras_nas.Search(space="cell", strategy="local", max_trials=3, epochs=1, seed=0,
+                         directory=tmp_path, space_kwargs=TINY, verbose=0,
+                         final_model="checkpoint",
+                         strategy_kwargs={"proxy": "params", "proxy_pool": 6,
+                                          "initial_samples": 2})
+    s.fit(x[:100], y[:100], validation_data=(val[0][:50], val[1][:50]))
+    oracle = s.tuner.oracle
+    assert callable(oracle.proxy)  # `NASTuner` made the name a function of its space
+    pool = list(oracle._proxy_scores.values())[:6]  # scored first: the pool of the starts
+    assert None not in pool and len(set(pool)) > 1
+    first = oracle.trials[s.trials[0]["trial_id"]].hyperparameters.values
+    assert s.trials[0]["status"] == "COMPLETED"
+    assert oracle.proxy_score(first) == max(pool)
+    model = s.space.build_values(first)  # the score is the model's trainable parameters
+    assert oracle.proxy_score(first) == sum(int(np.prod(w.shape)) for w in model.trainable_weights)

@@ -53,7 +53,13 @@ STRATEGY_OPTIONS = {
     "restarts": "bool",
     "neighbours_of": int,
     "random_candidates": int,
+    "proxy_pool": int,
 }
+
+#: `--proxy` name -> the table column that gives it for every cell.
+PROXY_COLUMNS = {"params": "params_M_cifar10"}
+#: The strategies that take a `proxy` (keras-nas' own oracles).
+PROXY_STRATEGIES = ("evolution", "gp", "local", "reinforce")
 
 
 def parse_args(argv=None):
@@ -72,6 +78,11 @@ def parse_args(argv=None):
     parser.add_argument("--architecture-key", choices=("space", "values"), default="space",
                         help="what counts as tried: the space's key, as in a search "
                              "(equivalent cells once), or the six edges (each cell once)")
+    parser.add_argument("--proxy", choices=sorted(PROXY_COLUMNS), default=None,
+                        help="a zero-cost proxy for strategies that take one (local): "
+                             "`params`, each cell's parameter count, read from the table "
+                             "(the number keras_nas.estimation.params gives for the space's "
+                             "CIFAR-10 model)")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="stop starting new seeds after this long (reports what finished)")
     for name, kind in STRATEGY_OPTIONS.items():
@@ -85,6 +96,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.queries < 1 or args.seeds < 1:
         parser.error("--queries and --seeds must be positive")
+    if args.proxy is not None and args.strategy not in PROXY_STRATEGIES:
+        parser.error(f"--proxy works with {', '.join(PROXY_STRATEGIES)} (keras-nas' oracles), "
+                     f"not {args.strategy}")
     return args
 
 
@@ -132,8 +146,9 @@ def seed_of(k):
 
 
 def run_seed(strategy, seed, queries, table, reward_column, report_column, kwargs,
-             architecture_key="space"):
-    """One search; returns the per-seed record."""
+             architecture_key="space", proxy=None):
+    """One search; returns the per-seed record. `proxy`: a key of `PROXY_COLUMNS`, given to
+    the strategy as `proxy` (a function of the values reading the table)."""
     import keras_tuner
 
     from keras_nas.oracles import make_oracle
@@ -141,6 +156,15 @@ def run_seed(strategy, seed, queries, table, reward_column, report_column, kwarg
 
     hp, space = make_space()
     objective = keras_tuner.Objective("val_accuracy", "max")
+    scored = []  # the architectures the proxy scored (a search builds each one's model)
+    if proxy is not None:
+        column = PROXY_COLUMNS[proxy]
+
+        def proxy_of(values):
+            scored.append(1)
+            return table.query(space.encode(values), [column])[column]
+
+        kwargs = dict(kwargs, proxy=proxy_of)
     oracle = make_oracle(
         strategy, objective=objective, max_trials=queries, epochs=1, seed=seed,
         hyperparameters=hp, **kwargs,
@@ -174,6 +198,7 @@ def run_seed(strategy, seed, queries, table, reward_column, report_column, kwarg
         "trials": len(curve),
         "distinct": len(seen),
         "distinct_networks": len(networks),
+        "proxy_scored": len(scored),
         "curve": curve,
     }
 
@@ -218,7 +243,7 @@ def main(argv=None):
             break
         records.append(
             run_seed(args.strategy, seed, args.queries, table, args.reward, args.report, kwargs,
-                     args.architecture_key)
+                     args.architecture_key, args.proxy)
         )
         r = records[-1]
         print(f"seed {seed}: test {r['test']:.2f} reward {r['reward']:.3f} distinct "
@@ -255,6 +280,8 @@ def summarize(args, kwargs, records, start, argv, complete):
         "distinct_mean": float(np.mean([r["distinct"] for r in records])),
         "distinct_networks_mean": float(np.mean([r["distinct_networks"] for r in records])),
         "architecture_key": args.architecture_key,
+        "proxy": args.proxy,
+        "proxy_scored_mean": float(np.mean([r.get("proxy_scored", 0) for r in records])),
         "curve_mean": [float(np.mean([r["curve"][k] for r in records])) for k in range(length)],
         "options": kwargs,
         "reward_column": args.reward,

@@ -5,6 +5,8 @@
 - `score(model, proxy, x, y)` and the `PROXIES` registry.
 - `ProxyEstimator` and `prescreen(space, candidates, proxy, x, y, keep=k)`: rank candidate
   architectures of a space by a proxy, to pre-screen or warm-start a search.
+- `proxy_function(space, proxy)`: a data-free proxy as `fn(values) -> float`, the `proxy` a
+  strategy (`keras_nas.oracles.NASOracle`) starts from and orders its candidates by.
 
 See `keras_nas/estimation/proxies.py` for the exact definitions and conventions.
 """
@@ -31,4 +33,10 @@ from keras_nas.estimation.proxies import (  # noqa: F401
     snip_and_grad_norm,
     synflow,
 )
-from keras_nas.estimation.screening import ProxyEstimator, prescreen, warm_start  # noqa: F401
+from keras_nas.estimation.screening import (  # noqa: F401
+    ProxyEstimator,
+    check_proxy,
+    prescreen,
+    proxy_function,
+    warm_start,
+)

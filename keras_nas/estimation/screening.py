@@ -12,6 +12,9 @@ of training per trial, so a search can afford to score many more candidates than
   hyperparameter) before its own choices; an evolution oracle's random initial population,
   a Bayesian oracle's initial points or a REINFORCE controller's first samples are then
   proxy-selected instead of random, and the strategy learns from their real results.
+- **Guiding a strategy.** `proxy_function(space, "params")` is `fn(values) -> float` for a
+  strategy's `proxy` (`LocalSearchOracle` tries the best-scored starts and neighbours first);
+  `NASTuner` makes it from a proxy name given to the strategy.
 - **Cheap estimate of one trial.** `ProxyEstimator(...).estimate_model(model)` or
   `keras_nas.estimation.score(model, proxy, x, y)`.
 
@@ -29,6 +32,8 @@ warm_start(oracle, space, best10)   # trials 0..9 are best10, then the oracle ta
 
 import json
 import math
+
+import numpy as np
 
 from keras_nas.estimation.proxies import DATA_FREE, NEEDS_LABELS, PROXIES, score
 
@@ -176,3 +181,49 @@ def warm_start(oracle, space, architectures):
         raise ValueError(f"`space.decode` gave values that are not plain JSON: {e}") from None
     oracle.warm_start_queue = queue
     return oracle
+
+
+def check_proxy(proxy, name="proxy"):
+    """`proxy` if it is None, callable, or the name of a data-free proxy; else a clear error.
+
+    Data-free proxies (`DATA_FREE`: `"params"`, `"synflow"`, `"flops"`) need no batch of
+    data, so a strategy can name one before the search has seen any.
+    """
+    if proxy is None or callable(proxy):
+        return proxy
+    if isinstance(proxy, str) and proxy in DATA_FREE:
+        return proxy
+    raise ValueError(f"`{name}` must be a function `fn(values) -> float`, None, or one of "
+                     f"{list(DATA_FREE)} (the data-free proxies), got {proxy!r}.")
+
+
+def proxy_function(space, proxy):
+    """`fn(values) -> float`: the data-free `proxy` of the model `space` builds from `values`.
+
+    For a strategy's `proxy` (e.g. `LocalSearchOracle`): the values are a trial's
+    hyperparameter values; the model is built untrained (`space.build_values`) and scored
+    with `score(model, proxy)`. Building costs what a trial's build costs (about 0.5-1 s for
+    a NAS-Bench-201 network on CIFAR-10 shapes), so a strategy scores each architecture once.
+
+    Example:
+
+    ```python
+    space = NASBench201Space(input_shape=(32, 32, 3), num_classes=10)
+    size = proxy_function(space, "params")
+    size(space.decode("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|...|"))
+    ```
+    """
+    if not (isinstance(proxy, str) and proxy in DATA_FREE):
+        raise ValueError(f"`proxy` must be one of {list(DATA_FREE)} (the data-free proxies), "
+                         f"got {proxy!r}.")
+
+    def scored(values):
+        model = space.build_values(dict(values))  # raises if the space is not configured
+        try:
+            x = np.zeros((1,) + tuple(space.input_shape), dtype="float32")  # the shape only
+            return score(model, proxy, x)
+        finally:
+            del model
+
+    scored.__name__ = f"{proxy}_of_{type(space).__name__}"
+    return scored

@@ -233,6 +233,26 @@ def untried_completion(hyperparameters, values, num_bins, rng, is_new):
     return walk(0, {})
 
 
+def untried_neighbours(hyperparameters, moves, values, num_bins, rng, is_new, first=False):
+    """The untried neighbours of `values`, in random order: `values` with one move
+    `(hp, option)` of `moves` (`neighbour_moves`) applied, completed by `untried_completion`;
+    with `first`, only the first one found (a list of at most one).
+
+    Example: `untried_neighbours(hp, neighbour_moves(decisions, v), v, 10, rng, is_new)`.
+    """
+    found = []
+    for k in rng.permutation(len(moves)):
+        hp, option = moves[int(k)]
+        child = dict(values)
+        child[hp.name] = option
+        child = untried_completion(hyperparameters, child, num_bins, rng, is_new)
+        if child is not None:
+            found.append(child)
+            if first:
+                break
+    return found
+
+
 def untried_values(hyperparameters, num_bins, rng, is_new, near=None, tries=100):
     """Values of the space for which `is_new(values)` holds, or `None` if none turns up.
 

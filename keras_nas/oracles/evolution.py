@@ -7,8 +7,10 @@ from keras_tuner.engine import trial as trial_module
 from keras_nas import validation
 from keras_nas.oracles.base import NASOracle
 from keras_nas.oracles.decisions import complete_values
+from keras_nas.oracles.decisions import neighbour_moves
 from keras_nas.oracles.decisions import option_index
 from keras_nas.oracles.decisions import space_decisions
+from keras_nas.oracles.decisions import untried_neighbours
 from keras_nas.oracles.decisions import untried_values
 from keras_nas.oracles.decisions import within_bins
 
@@ -19,7 +21,8 @@ _RUNNING = trial_module.TrialStatus.RUNNING
 class EvolutionOracle(NASOracle):
     """Regularized evolution: tournament selection, one-decision mutation, oldest dies.
 
-    The first `population_size` trials are random. After that, each new trial samples
+    The first `population_size` trials are random (with a `proxy`, see `NASOracle`: the
+    best-scored of `proxy_pool` random architectures). After that, each new trial samples
     `sample_size` members of the population at random, takes the one with the best reward
     (the objective, negated when it is minimized, or `reward_fn(trial)`) as parent, and
     changes one of its decisions (a `Choice`, `Boolean`, or a binned `Int` / `Float`, see
@@ -28,7 +31,9 @@ class EvolutionOracle(NASOracle):
     values were already tried (by any trial, failed ones included) has its binned values
     redrawn inside their bins, else is mutated again (a random walk away from the parent,
     up to `max_mutations` steps); when no new child turns up, the trial is random and new.
-    Values are never proposed twice: the search stops (`STOPPED`) once a finite space is
+    With a `proxy` the child is instead the parent's best-scored untried neighbour (one
+    decision changed; a zero-cost move proposal, Abdelfattah et al. 2021), and the random
+    mutation only when every neighbour was tried. Values are never proposed twice: the search stops (`STOPPED`) once a finite space is
     exhausted. A completed trial joins the population and the oldest member leaves it
     (aging), once and only once per trial, also across a reload. Failed and invalid trials
     never join.
@@ -39,8 +44,8 @@ class EvolutionOracle(NASOracle):
         population_size: size of the population (and of the random start).
         sample_size: members drawn for each tournament (at most `population_size`).
         max_mutations: mutation steps tried to reach values not tried yet.
-        **kwargs: `seed`, `hyperparameters`, `num_bins`, `reward_fn` and KerasTuner's
-            `Oracle` arguments, as for `NASOracle`.
+        **kwargs: `seed`, `hyperparameters`, `num_bins`, `reward_fn`, `proxy`, `proxy_pool`
+            and KerasTuner's `Oracle` arguments, as for `NASOracle`.
 
     Example:
 
@@ -74,13 +79,18 @@ class EvolutionOracle(NASOracle):
     # -- proposals -----------------------------------------------------------------------
     def populate_space(self, trial_id):
         random_started = sum(1 for parent in self._origin.values() if parent is None)
+        values = None
         if self.population and random_started >= self.population_size:
+            self.proxy_starts_done()
             parent = self._select_parent()
             values = self._mutate_until_new(self.trials[parent].hyperparameters.values)
             if values is not None:
                 self._origin[trial_id] = parent
                 return {"status": _RUNNING, "values": values}
-        values = self._random_values()  # KerasTuner's: None after repeated collisions
+        elif random_started < self.population_size:
+            values = self.proxy_start()  # None without a proxy
+        if values is None:
+            values = self._random_values()  # KerasTuner's: None after repeated collisions
         if values is None:
             values = untried_values(self.hyperparameters, self.num_bins, self._rng, self._new)
         if values is None:
@@ -116,7 +126,14 @@ class EvolutionOracle(NASOracle):
         return not self._duplicate(values)
 
     def _mutate_until_new(self, parent_values):
-        """A child not tried yet, at most `max_mutations` mutations away, or None."""
+        """A child not tried yet, at most `max_mutations` mutations away, or None; with a
+        proxy, the best-scored untried neighbour of the parent when there is one."""
+        if self.proxy is not None:
+            moves = neighbour_moves(self.decisions(), parent_values)
+            found = untried_neighbours(self.hyperparameters, moves, parent_values,
+                                       self.num_bins, self._rng, self._new)
+            if found:
+                return self.best_by_proxy(found)
         child = dict(parent_values)
         for _ in range(self.max_mutations):
             child = self.mutate(child)

@@ -23,7 +23,8 @@ _RUNNING = trial_module.TrialStatus.RUNNING
 class GPOracle(NASOracle):
     """Model-based search: a Gaussian process predicts the reward of untried architectures.
 
-    The first `initial_samples` trials are random. After that, every new trial is chosen
+    The first `initial_samples` trials are random (with a `proxy`, see `NASOracle`: the
+    best-scored of `proxy_pool` random architectures). After that, every new trial is chosen
     from a pool of untried candidates: every neighbour (one decision changed, see
     `keras_nas.oracles.decisions.neighbour_moves`; decisions it switches on filled in at
     random) of the `neighbours_of` best completed trials, plus `random_candidates` random
@@ -58,8 +59,8 @@ class GPOracle(NASOracle):
         random_candidates: random architectures added to each pool.
         max_points: the most completed trials the model is fitted to (the best half of them
             and the most recent rest), bounding the cost of a proposal.
-        **kwargs: `seed`, `hyperparameters`, `num_bins`, `reward_fn` and KerasTuner's
-            `Oracle` arguments, as for `NASOracle`.
+        **kwargs: `seed`, `hyperparameters`, `num_bins`, `reward_fn`, `proxy`, `proxy_pool`
+            and KerasTuner's `Oracle` arguments, as for `NASOracle`.
 
     Example:
 
@@ -94,7 +95,10 @@ class GPOracle(NASOracle):
         scored, margins = self._history()
         values = None
         if len(margins) >= self.initial_samples:
+            self.proxy_starts_done()
             values = self._best_candidate(scored, margins)
+        else:
+            values = self.proxy_start()  # None without a proxy
         if values is None:
             values = self._random_values()  # KerasTuner's: None after repeated collisions
         if values is None:

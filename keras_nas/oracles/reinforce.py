@@ -77,9 +77,15 @@ class ReinforceOracle(NASOracle):
             `replay_weight`: the best architectures found keep pulling the policy, as in
             priority-queue training (Abolafia et al. 2018).
         replay_weight: weight of that term (0: plain REINFORCE).
+        proxy_starts: with a `proxy` (see `NASOracle`), the first `proxy_starts` trials are
+            the best-scored of `proxy_pool` random architectures instead of samples of the
+            untrained controller, which learns from them as from its own samples (a
+            zero-cost warm-up, Abdelfattah et al. 2021). Without a proxy: unused.
+        proxy_samples: with a `proxy`, each later trial is the best-scored of this many
+            untried samples of the controller (which learns from the one proposed).
         **kwargs: `seed` (of the controller's initial weights and of the sampling),
-            `hyperparameters`, `num_bins`, `reward_fn` and KerasTuner's `Oracle` arguments,
-            as for `NASOracle`.
+            `hyperparameters`, `num_bins`, `reward_fn`, `proxy`, `proxy_pool` and KerasTuner's
+            `Oracle` arguments, as for `NASOracle`.
 
     Example:
 
@@ -106,6 +112,8 @@ class ReinforceOracle(NASOracle):
         advantage="normalized",
         replay_best=5,
         replay_weight=0.3,
+        proxy_starts=10,
+        proxy_samples=5,
         **kwargs,
     ):
         super().__init__(objective=objective, max_trials=max_trials, **kwargs)
@@ -124,6 +132,8 @@ class ReinforceOracle(NASOracle):
         validation.check_int(replay_best, "replay_best", minimum=0)
         validation.check_number(replay_weight, "replay_weight", minimum=0)
         validation.check_int(max_collisions, "max_collisions", minimum=0)
+        self.proxy_starts = validation.check_int(proxy_starts, "proxy_starts", minimum=0)
+        self.proxy_samples = validation.check_int(proxy_samples, "proxy_samples", minimum=1)
         self.learning_rate = float(learning_rate)
         self.batch_size = batch_size
         self.baseline_decay = float(baseline_decay)
@@ -288,18 +298,37 @@ class ReinforceOracle(NASOracle):
     # -- the Oracle interface -----------------------------------------------------------
     def populate_space(self, trial_id):
         self._ensure_controller()
+        if len(self.trials) < self.proxy_starts:
+            values = self.proxy_start()  # None without a proxy
+            if values is not None:
+                return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+        else:
+            self.proxy_starts_done()
+        samples = {}
+        for _ in range(self.proxy_samples if self.proxy is not None else 1):
+            values = self._untried_sample()
+            if values is None:
+                break
+            samples.setdefault(self._compute_values_hash(values), values)
+        if not samples:
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        values = self.best_by_proxy(list(samples.values()))
+        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    def _untried_sample(self):
+        """A sample of the controller not tried yet, or other untried values; None if none."""
         base_temperature = 1.0 if self.temperature is None else self.temperature
         first = None
         for attempt in range(self.max_collisions + 1):
             # Each redraw of a repeat is a little hotter, so a peaked policy still moves.
             values = self._sample(base_temperature * (1.0 + 0.25 * attempt))
             if not self._duplicate(values):
-                return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+                return values
             if first is None:
                 first = values
         # The policy keeps repeating itself: random options not tried yet, else new values
         # inside the bins of its first sample (or of random options).
-        values = untried_values(
+        return untried_values(
             self.hyperparameters,
             self.num_bins,
             self._rng,
@@ -307,9 +336,6 @@ class ReinforceOracle(NASOracle):
             near=first,
             tries=10 * (self.max_collisions + 1),
         )
-        if values is None:
-            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
-        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
 
     def learn(self, trial):
         if self._collect(trial) and len(self._pending) >= self.batch_size:

@@ -16,6 +16,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from keras_nas.estimation.screening import proxy_function
 from keras_nas.oracles.base import SKIPPED_METRIC, TARGET_RATIO_METRIC, NASOracle
 from keras_nas.spaces import Space
 from keras_nas.tuning import trial_memory
@@ -84,6 +85,15 @@ class NASTuner(keras_tuner.Tuner):
                 and oracle.architecture_key is None):
             # A network tried under one spelling is not proposed again under another.
             oracle.architecture_key = hypermodel.architecture_key
+        if isinstance(getattr(oracle, "proxy", None), str):
+            if not isinstance(hypermodel, Space):
+                raise ValueError(
+                    f"The strategy's `proxy` {oracle.proxy!r} is a proxy's name, which only a "
+                    "keras-nas Space can compute; with another hypermodel pass "
+                    "`fn(values) -> float`."
+                )
+            # A strategy given a proxy by name scores untrained models of this space.
+            oracle.proxy = proxy_function(hypermodel, oracle.proxy)
 
     def search(self, *args, **kwargs):
         # Each trial collects garbage once (`release_previous_trial`); make that walk only the
