@@ -186,3 +186,6 @@ def test_with_a_proxy_the_starts_are_the_best_scored_of_a_random_pool(kind, tmp_
     assert oracle._proxy_pool == []  # dropped once the starts are done
     assert distinct(tried) == k + 3
     json.dumps(oracle.get_state())
+    again = new_oracle(kind, tmp_path, oracle_driver.toy_space(), name="again", proxy=proxy,
+                       proxy_pool=12, **extra)
+    assert drive(again, k + 3, score=lambda v: proxy(v) + 0.5 * (v["d0"] == "op1"))[0] == tried
