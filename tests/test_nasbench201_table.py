@@ -110,7 +110,8 @@ def test_the_tables_params_column_is_the_params_proxy_of_the_spaces_model(table)
     space = NASBench201Space(input_shape=(32, 32, 3), num_classes=10)
     size = proxy_function(space, "params")
     column = load_nasbench201_tool().PROXY_COLUMNS["params"]
-    other = "|avg_pool_3x3~0|+|avg_pool_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|skip_connect~1|nor_conv_1x1~2|"
+    other = ("|avg_pool_3x3~0|+|avg_pool_3x3~0|nor_conv_3x3~1|"
+             "+|nor_conv_3x3~0|skip_connect~1|nor_conv_1x1~2|")
     for arch in (BEST, other):
         # (the subset keeps the column's millions to 5 decimals)
         assert size(space.decode(arch)) == pytest.approx(table.query(arch, [column])[column] * 1e6,

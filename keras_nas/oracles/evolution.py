@@ -33,10 +33,10 @@ class EvolutionOracle(NASOracle):
     up to `max_mutations` steps); when no new child turns up, the trial is random and new.
     With a `proxy` the child is instead the parent's best-scored untried neighbour (one
     decision changed; a zero-cost move proposal, Abdelfattah et al. 2021), and the random
-    mutation only when every neighbour was tried. Values are never proposed twice: the search stops (`STOPPED`) once a finite space is
-    exhausted. A completed trial joins the population and the oldest member leaves it
-    (aging), once and only once per trial, also across a reload. Failed and invalid trials
-    never join.
+    mutation only when every neighbour was tried. Values are never proposed twice: the
+    search stops (`STOPPED`) once a finite space is exhausted. A completed trial joins the
+    population and the oldest member leaves it (aging), once and only once per trial, also
+    across a reload. Failed and invalid trials never join.
 
     Args:
         objective: as for `keras_tuner.Oracle`; its direction is respected.
