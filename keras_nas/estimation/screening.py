@@ -34,8 +34,6 @@ warm_start(oracle, space, best10)   # trials 0..9 are best10, then the oracle ta
 import json
 import math
 
-import numpy as np
-
 from keras_nas.estimation.proxies import DATA_FREE, NEEDS_LABELS, PROXIES, score
 
 
@@ -184,17 +182,15 @@ def warm_start(oracle, space, architectures):
     return oracle
 
 
-def check_proxy(proxy, name="proxy"):
+def check_proxy(proxy):
     """`proxy` if it is None, callable, or the name of a data-free proxy; else a clear error.
 
     Data-free proxies (`DATA_FREE`: `"params"`, `"synflow"`, `"flops"`) need no batch of
     data, so a strategy can name one before the search has seen any.
     """
-    if proxy is None or callable(proxy):
+    if proxy is None or callable(proxy) or (isinstance(proxy, str) and proxy in DATA_FREE):
         return proxy
-    if isinstance(proxy, str) and proxy in DATA_FREE:
-        return proxy
-    raise ValueError(f"`{name}` must be a function `fn(values) -> float`, None, or one of "
+    raise ValueError(f"`proxy` must be a function `fn(values) -> float`, None, or one of "
                      f"{list(DATA_FREE)} (the data-free proxies), got {proxy!r}.")
 
 
@@ -202,10 +198,11 @@ def proxy_function(space, proxy):
     """`fn(values) -> float`: the data-free `proxy` of the model `space` builds from `values`.
 
     For a strategy's `proxy` (`keras_nas.oracles.NASOracle`): the values are a trial's
-    hyperparameter values; the model is built untrained (`space.build_values`) and scored
-    with `score(model, proxy)`. Building costs what a trial's build costs (0.1-0.2 s for
-    `search()`'s sized cell space on 28x28 images, 0.4-1.3 s for the NAS-Bench-201 network on
-    CIFAR-10 shapes), so a strategy scores each architecture once.
+    hyperparameter values; the model is built untrained and uncompiled
+    (`space.build_values`) and scored by `ProxyEstimator(proxy)`. Building costs what a
+    trial's build costs (0.1-0.2 s for `search()`'s sized cell space on 28x28 images, 0.4-1.3 s
+    for the NAS-Bench-201 network on CIFAR-10 shapes), so a strategy scores each architecture
+    once.
 
     Example:
 
@@ -218,14 +215,11 @@ def proxy_function(space, proxy):
     if not (isinstance(proxy, str) and proxy in DATA_FREE):
         raise ValueError(f"`proxy` must be one of {list(DATA_FREE)} (the data-free proxies), "
                          f"got {proxy!r}.")
+    estimator = ProxyEstimator(proxy)
 
     def scored(values):
-        model = space.build_values(dict(values))  # raises if the space is not configured
-        try:
-            x = np.zeros((1,) + tuple(space.input_shape), dtype="float32")  # the shape only
-            return score(model, proxy, x)
-        finally:
-            del model
+        # raises if the space is not configured (no input shape or classes yet)
+        return estimator.estimate_model(space.build_values(dict(values)))
 
     scored.__name__ = f"{proxy}_of_{type(space).__name__}"
     return scored

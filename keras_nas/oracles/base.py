@@ -155,16 +155,13 @@ class NASOracle(keras_tuner.Oracle):
             self._proxy_pool = []
 
     def best_by_proxy(self, candidates):
-        """The candidate values with the best proxy score (the first of equals; the first
-        without a proxy), or None when there are none."""
-        best, best_score = None, -math.inf
-        for values in candidates:
-            if self.proxy is None:
-                return values
-            score = self.proxy_score(values)
-            if best is None or score > best_score:
-                best, best_score = values, score
-        return best
+        """The candidate values (a list) with the best proxy score (the first of equals; the
+        first without a proxy), or None when there are none."""
+        if not candidates:
+            return None
+        if self.proxy is None:
+            return candidates[0]
+        return max(candidates, key=self.proxy_score)  # the first of equals
 
     def proxy_score(self, values):
         """The proxy's score of `values`, computed once; -inf when it fails or is not finite
